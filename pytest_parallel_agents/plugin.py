@@ -1,1 +1,368 @@
-"""pytest entry point of pytest-parallel-agents (being written)."""
+"""pytest entry point: options, markers, suite classification, and the switch into parallel mode."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from . import hookspecs
+from .agent import AgentSession
+from .controller import Controller, SuiteWork
+from .durations import DurationsError, predict, read_durations, store_durations
+from .metrics import build_metrics, dumps, plan_lines, summary_lines
+from .options import Settings, add_options, load_settings, usable_cpus
+from .runstate import RunState
+from .scheduling import WorkUnit
+from .sizing import Plan, SuiteDemand, plan_suites
+from .state import AGENT_ID_KEY, RUN_KEY, SETTINGS_KEY, SUITE_KEY
+from .suites import (
+    BUILTIN_SUITES,
+    SuiteRuleError,
+    TestFacts,
+    classify,
+    known_suites,
+    parse_suite_rules,
+    suite_settings,
+)
+
+_MARKERS = (
+    "agents_suite(name): put this test in the named suite (pytest-parallel-agents)",
+    "agents_group(name): run the tests of this group on one agent, in order",
+    "agents_serial: run this test while no other test of the run is running",
+)
+_DURATIONS_KEY = pytest.StashKey[dict[str, float]]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def is_agent(config: pytest.Config) -> bool:
+    """Whether this config is an agent's session (the controller sets AGENT_ID_KEY there)."""
+    return AGENT_ID_KEY in config.stash or any(
+        isinstance(p, AgentSession) for p in config.pluginmanager.get_plugins()
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in _MARKERS:
+        config.addinivalue_line("markers", line)
+    if not config.pluginmanager.has_plugin("xdist"):
+        config.addinivalue_line("markers", "xdist_group(name): same as agents_group")
+    _register_suite_markers(config)
+    if is_agent(config) or hasattr(config, "workerinput"):
+        return
+    settings = load_settings(config)
+    config.stash[SETTINGS_KEY] = settings
+    if settings.classify or settings.store_durations or settings.metrics_path:
+        try:
+            config.stash[_DURATIONS_KEY] = read_durations(settings.durations_path)
+        except DurationsError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.stash[RUN_KEY] = RunState(
+            run_id=uuid.uuid4().hex, budget=settings.agents or usable_cpus()
+        )
+    if settings.store_durations:
+        config.pluginmanager.register(_DurationRecorder(config), "parallel-agents-durations")
+
+
+def _register_suite_markers(config: pytest.Config) -> None:
+    """Suite markers are accepted by --strict-markers, in the controller and in agents alike."""
+    try:
+        rules = parse_suite_rules(config.getini("agents_suites"))
+    except SuiteRuleError:
+        rules = ()  # reported as a usage error by load_settings in the controller
+    names = list(BUILTIN_SUITES) + [r.name for r in rules]
+    names += [marker for r in rules for marker in r.markers]
+    for name in dict.fromkeys(names):
+        config.addinivalue_line("markers", f"{name}: a test of the {name} suite")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.session_started = time.perf_counter()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None or not settings.classify:
+        return
+    names = known_suites(settings.rules)
+    rootpath = config.rootpath
+    for item in items:
+        suite = config.hook.pytest_agents_classify(item=item, suites=names)
+        if suite is None:
+            suite = classify(_facts(item, rootpath), settings.rules)
+        item.stash[SUITE_KEY] = suite
+    if settings.suites:
+        found = known_suites(settings.rules, (item.stash[SUITE_KEY] for item in items))
+        unknown = [name for name in settings.suites if name not in found]
+        if unknown:
+            raise pytest.UsageError(
+                f"--agents-suite: unknown suite {unknown[0]!r}; known suites: {', '.join(found)}"
+            )
+        keep = [item for item in items if item.stash[SUITE_KEY] in settings.suites]
+        dropped = [item for item in items if item.stash[SUITE_KEY] not in settings.suites]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.collected_at = time.perf_counter()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    config = session.config
+    settings = config.stash.get(SETTINGS_KEY, None)
+    run = config.stash.get(RUN_KEY, None)
+    if settings is None or run is None or not settings.classify:
+        return None
+    if (session.testsfailed and not config.option.continue_on_collection_errors) or (
+        config.option.collectonly
+    ):
+        return None  # pytest's own loop reports the interruption or the collection
+    budget = settings.agents or usable_cpus()
+    durations = config.stash.get(_DURATIONS_KEY, {})
+    plan, work, serial = _plan(session.items, settings, budget, durations)
+    run.plan = plan
+    run.durations_known = any(w.durations_known for w in work.values())
+    run.planned_at = time.perf_counter()
+    config.hook.pytest_agents_plan_ready(config=config, plan=plan)
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if settings.plan_only:
+        if terminal is not None:
+            terminal.write_sep("-", "parallel agents plan")
+            for line in plan_lines(plan, run.durations_known):
+                terminal.write_line(line)
+        return True
+    if not settings.agents:
+        run.reason = "parallel mode is off (--agents 0)"
+        return None
+    reason = _in_process_reason(config, plan)
+    if reason:
+        run.reason = reason
+        if terminal is not None and config.get_verbosity() >= 0:
+            terminal.write_line(f"parallel agents: running in-process: {reason}")
+        return None
+    run.mode = "parallel"
+    if terminal is not None and config.get_verbosity() >= 0:
+        terminal.write_line(
+            f"parallel agents: {len(plan.suites)} suites on up to {plan.peak_agents} agents "
+            f"(budget {plan.budget}): "
+            + ", ".join(f"{s.name} {s.tests}→{s.agents}" for s in plan.suites)
+        )
+    controller = Controller(
+        config,
+        session,
+        work,
+        run,
+        basetemp=str(_basetemp(config)),
+        max_restarts=max(4, 4 * plan.peak_agents),
+    )
+    try:
+        controller.run(plan.waves)
+    finally:
+        run.tests_reported = controller.reported
+    _run_serial(session, serial, run)
+    return True
+
+
+def _run_serial(session: pytest.Session, indices: list[int], run: RunState) -> None:
+    """agents_serial tests run here, after every agent has stopped: nothing runs beside them."""
+    items = [session.items[i] for i in indices]
+    for position, item in enumerate(items):
+        if session.shouldfail or session.shouldstop:
+            break
+        nextitem = items[position + 1] if position + 1 < len(items) else None
+        item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+        run.tests_reported += 1
+
+
+def _in_process_reason(config: pytest.Config, plan: Plan) -> str:
+    if config.option.usepdb or config.option.trace:
+        return "--pdb/--trace need the terminal of this process"
+    if getattr(config.option, "setupplan", False):
+        return "--setup-plan runs nothing"
+    if plan.in_process:
+        return "the plan needs a single agent"
+    return ""
+
+
+def _basetemp(config: pytest.Config) -> Path:
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is not None:
+        base: Path = factory.getbasetemp()
+        return base
+    return Path(os.environ.get("TMPDIR", "/tmp")) / f"pytest-agents-{os.getpid()}"
+
+
+def _facts(item: pytest.Item, rootpath: Path) -> TestFacts:
+    try:
+        path = item.path.relative_to(rootpath).as_posix()
+    except ValueError:
+        path = item.path.as_posix()
+    explicit = item.get_closest_marker("agents_suite")
+    name = None
+    if explicit is not None:
+        name = explicit.args[0] if explicit.args else explicit.kwargs.get("name")
+    markers = tuple(dict.fromkeys(m.name for m in item.iter_markers()))
+    return TestFacts(item.nodeid, path, markers, str(name) if name else None)
+
+
+def _group(item: pytest.Item) -> str | None:
+    for marker_name in ("agents_group", "xdist_group"):
+        marker = item.get_closest_marker(marker_name)
+        if marker is not None:
+            name = marker.args[0] if marker.args else marker.kwargs.get("name", "default")
+            return f"{marker_name}:{name}"
+    return None
+
+
+def _plan(
+    items: list[pytest.Item], settings: Settings, budget: int, known: dict[str, float]
+) -> tuple[Plan, dict[str, SuiteWork], list[int]]:
+    """Group the collected tests into suites and units, predict them, and size the pools."""
+    by_suite: dict[str, list[int]] = {}
+    serial: list[int] = []
+    for index, item in enumerate(items):
+        if item.get_closest_marker("agents_serial") is not None:
+            serial.append(index)
+            continue
+        by_suite.setdefault(item.stash[SUITE_KEY], []).append(index)
+    demands: list[SuiteDemand] = []
+    work: dict[str, SuiteWork] = {}
+    for suite, indices in by_suite.items():
+        seconds, known_here = predict((items[i].nodeid for i in indices), known)
+        work[suite] = SuiteWork(
+            suite,
+            indices,
+            _units(items, indices, seconds),
+            known_here,
+            tuple(dict.fromkeys(str(items[i].path) for i in indices)),
+        )
+        rule = suite_settings(settings.rules, suite)
+        demands.append(
+            SuiteDemand(
+                suite,
+                len(indices),
+                sum(seconds) if known_here else None,
+                items=rule.items or settings.items,
+                min_items=settings.min_items,
+                max_agents=rule.max_agents,
+                exclusive=rule.exclusive,
+            )
+        )
+    return plan_suites(demands, budget), work, serial
+
+
+def _units(items: list[pytest.Item], indices: Iterable[int], seconds: list[float]) -> list[WorkUnit]:
+    """Each test is a unit, except that a group's tests form one unit, in collection order."""
+    units: list[list[tuple[int, float]]] = []
+    groups: dict[str, list[tuple[int, float]]] = {}
+    for index, predicted in zip(indices, seconds, strict=True):
+        group = _group(items[index])
+        if group is None:
+            units.append([(index, predicted)])
+        elif group in groups:
+            groups[group].append((index, predicted))
+        else:
+            groups[group] = [(index, predicted)]
+            units.append(groups[group])
+    return [WorkUnit(tuple(i for i, _ in u), sum(s for _, s in u)) for u in units]
+
+
+class _DurationRecorder:
+    """Sums setup, call and teardown seconds per test, from local or replayed reports."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+        self.measured: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.measured[report.nodeid] = self.measured.get(report.nodeid, 0.0) + report.duration
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    settings = config.stash.get(SETTINGS_KEY, None)
+    run = config.stash.get(RUN_KEY, None)
+    if settings is None or run is None:
+        return
+    run.finished_at = time.perf_counter()
+    if run.mode == "in-process":
+        run.tests_reported = _terminal_tests(config)
+    config.hook.pytest_agents_run_finished(config=config, run=run)
+    recorder = config.pluginmanager.get_plugin("parallel-agents-durations")
+    if isinstance(recorder, _DurationRecorder) and recorder.measured and not settings.plan_only:
+        run.durations = recorder.measured
+        try:
+            store_durations(settings.durations_path, recorder.measured)
+        except DurationsError as exc:
+            _warn(config, str(exc))
+    if settings.metrics_path is not None:
+        document = build_metrics(run, _outcomes(config))
+        try:
+            settings.metrics_path.write_text(dumps(document), encoding="utf-8")
+        except OSError as exc:
+            _warn(config, f"cannot write metrics to {settings.metrics_path}: {exc}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if run is None or settings is None or settings.plan_only or not settings.agents:
+        return
+    terminalreporter.write_sep("-", "parallel agents")
+    for line in summary_lines(run):
+        terminalreporter.write_line(line)
+    if settings.metrics_path is not None:
+        terminalreporter.write_line(f"metrics: {settings.metrics_path}")
+
+
+def _outcomes(config: pytest.Config) -> dict[str, int]:
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    stats = getattr(terminal, "stats", {}) if terminal is not None else {}
+    counts: dict[str, int] = {}
+    for category, reports in stats.items():
+        if category:
+            counts[category] = sum(1 for r in reports if getattr(r, "when", "call") != "collect")
+    return counts
+
+
+def _terminal_tests(config: pytest.Config) -> int:
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    stats = getattr(terminal, "stats", {}) if terminal is not None else {}
+    nodeids = {
+        r.nodeid for reports in stats.values() for r in reports if isinstance(r, pytest.TestReport)
+    }
+    return len(nodeids)
+
+
+def _warn(config: pytest.Config, message: str) -> None:
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None:
+        terminal.write_line(f"WARNING: pytest-parallel-agents: {message}", yellow=True)
+
+
+@pytest.fixture(scope="session")
+def agent_id(request: pytest.FixtureRequest) -> str:
+    """The id of the agent running this test ("unit-0"), or "controller" when not parallel."""
+    return request.config.stash.get(AGENT_ID_KEY, "controller")

@@ -1,0 +1,433 @@
+"""The agent: a pytest session that runs the tests the controller sends and streams reports back."""
+
+from __future__ import annotations
+
+import os
+import queue
+import resource
+import sys
+import threading
+import time
+import traceback
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final, Protocol, final
+
+import pytest
+
+from .protocol import (
+    PROTOCOL_VERSION,
+    AgentFailed,
+    AgentFinished,
+    AgentReady,
+    Command,
+    Event,
+    OutputForwarded,
+    ProtocolError,
+    RunTests,
+    SerializedReport,
+    Shutdown,
+    StartSession,
+    TestsReported,
+    WarningData,
+    decode,
+    encode,
+)
+from .state import AGENT_ID_KEY
+
+# How long finished tests' reports may wait to travel together: batching without lag.
+_FLUSH_DELAY: Final = 0.01
+# Files pytest must still see to set up packages and conftests, even when no test there is ours.
+_ALWAYS_COLLECT: Final = frozenset({"__init__.py", "conftest.py"})
+
+
+class Channel(Protocol):
+    """The part of an execnet channel the agent uses (the agent never imports execnet)."""
+
+    def send(self, item: object) -> None: ...
+
+    def setcallback(self, callback: Callable[[Any], None], endmarker: object = ...) -> None: ...
+
+
+class _ControllerLost:
+    """Placed in the inbox when the channel to the controller ends."""
+
+
+_LOST: Final = _ControllerLost()
+Inbox = queue.Queue[Command | _ControllerLost]
+
+
+def serve(channel: Channel) -> None:
+    """Entry point run by the bootstrap on the agent's gateway."""
+    inbox: Inbox = queue.Queue()
+    channel.setcallback(_Receiver(inbox), endmarker=_LOST)
+    start = inbox.get()
+    if isinstance(start, _ControllerLost):
+        return
+    sender = _Sender(channel)
+    if not isinstance(start, StartSession) or start.protocol != PROTOCOL_VERSION:
+        sender.send(AgentFailed(f"agent speaks protocol {PROTOCOL_VERSION}, got {start!r:.200}"))
+        return
+    _prepare_process(start)
+    session = AgentSession(start, inbox, sender)
+    try:
+        with session.forwarding_output():
+            status = pytest.main(list(start.args), plugins=[session])
+    except BaseException:
+        sender.send(AgentFailed(traceback.format_exc()))
+        return
+    session.flush()
+    if not session.ready_sent:
+        sender.send(AgentFailed(f"agent session ended with exit status {int(status)} before collection"))
+        return
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sender.send(AgentFinished(int(status), int(peak_kb), tuple(session.session_warnings)))
+
+
+def _prepare_process(start: StartSession) -> None:
+    os.chdir(start.invocation_dir)
+    sys.path[:] = list(start.sys_path)
+    os.environ.update(
+        PYTEST_AGENT_ID=start.agent_id,
+        PYTEST_AGENT_SUITE=start.suite,
+        PYTEST_AGENTS_TOTAL=str(start.total_agents),
+        PYTEST_AGENTS_RUN_ID=start.run_id,
+    )
+    if start.parent_pid:
+        threading.Thread(
+            target=_exit_with_parent, args=(start.parent_pid,), name="agent-parent-watch", daemon=True
+        ).start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    # A controller killed outright cannot stop us; never outlive it.
+    while os.getppid() == parent_pid:
+        time.sleep(0.2)
+    os._exit(70)
+
+
+@final
+class _Receiver:
+    """Channel callback on execnet's IO thread: decode and enqueue, nothing else."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        self._inbox = inbox
+
+    def __call__(self, data: object) -> None:
+        if data is _LOST:
+            self._inbox.put(_LOST)
+            return
+        try:
+            message = decode(data)
+        except ProtocolError:
+            self._inbox.put(_LOST)
+            return
+        self._inbox.put(message)  # type: ignore[arg-type]
+
+
+@final
+class _Sender:
+    """Serialises sends from the test thread and the flusher thread."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._lock = threading.Lock()
+
+    def send(self, event: Event) -> None:
+        with self._lock:
+            try:
+                self._channel.send(encode(event))
+            except Exception:
+                pass  # the controller is gone; the parent watch or the inbox ends us
+
+
+TestResult = tuple[int, tuple[SerializedReport, ...], tuple[WarningData, ...], float]
+
+
+@final
+class _ResultBuffer:
+    """Finished tests wait here at most _FLUSH_DELAY seconds before travelling as one message."""
+
+    def __init__(self, sender: _Sender) -> None:
+        self._sender = sender
+        self._pending: list[TestResult] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="agent-flush", daemon=True)
+        self._thread.start()
+
+    def add(self, result: TestResult) -> None:
+        with self._cond:
+            self._pending.append(result)
+            if len(self._pending) == 1:
+                self._cond.notify()
+
+    def flush(self) -> None:
+        with self._cond:
+            batch, self._pending = self._pending, []
+        if batch:
+            self._sender.send(TestsReported(tuple(batch)))
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(1.0)
+        self.flush()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+            time.sleep(_FLUSH_DELAY)
+            self.flush()
+
+
+@final
+class AgentSession:
+    """pytest plugin of an agent: narrows collection, runs what it is sent, reports back."""
+
+    def __init__(self, start: StartSession, inbox: Inbox, sender: _Sender) -> None:
+        self.start = start
+        self.ready_sent = False
+        self.session_warnings: list[WarningData] = []
+        self._inbox = inbox
+        self._sender = sender
+        self._buffer = _ResultBuffer(sender)
+        self._files = frozenset(Path(f) for f in start.files)
+        self._items: dict[int, pytest.Item] = {}
+        self._reports: list[SerializedReport] = []
+        self._warnings: list[WarningData] = []
+        self._in_test = False
+        self._collect_errors: list[str] = []
+        self._config: pytest.Config | None = None
+
+    # --- configuration ------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        self._config = config
+        config.stash[AGENT_ID_KEY] = self.start.agent_id
+        option = config.option
+        # The controller alone writes reports and the cache, and decides when to stop.
+        for name, value in (
+            ("xmlpath", None),
+            ("report_log", None),
+            ("maxfail", 0),
+            ("exitfirst", False),
+            ("stepwise", False),
+            ("stepwise_skip", False),
+            ("cacheclear", False),
+            ("usepdb", False),
+            ("trace", False),
+            ("durations", None),
+        ):
+            if hasattr(option, name):
+                setattr(option, name, value)
+        option.basetemp = self.start.basetemp
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        cache = getattr(session.config, "cache", None)
+        if cache is not None:
+            _make_read_only(cache)
+
+    # --- collection ---------------------------------------------------------------------
+
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config) -> bool | None:
+        if not self._files or collection_path.name in _ALWAYS_COLLECT:
+            return None
+        if collection_path in self._files or collection_path.is_dir():
+            return None
+        return True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> Iterator[None]:
+        collected = list(items)
+        yield
+        # The controller already selected and ordered; whatever it sends must be runnable here.
+        items[:] = collected
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self._collect_errors.append(f"{report.nodeid}: {report.longreprtext}")
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        by_nodeid: dict[str, deque[pytest.Item]] = {}
+        for item in session.items:
+            by_nodeid.setdefault(item.nodeid, deque()).append(item)
+        missing: list[int] = []
+        for index, nodeid in self.start.tests:
+            found = by_nodeid.get(nodeid)
+            if found:
+                self._items[index] = found.popleft()
+            else:
+                missing.append(index)
+        reason = ""
+        if missing:
+            reason = f"agent {self.start.agent_id} did not collect this test"
+            if self._collect_errors:
+                reason += "; its collection errors:\n" + "\n".join(self._collect_errors)
+        self._sender.send(
+            AgentReady(PROTOCOL_VERSION, os.getpid(), len(session.items), tuple(missing), reason)
+        )
+        self.ready_sent = True
+
+    # --- the run ------------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        if not self.ready_sent:
+            return True
+        queue_: deque[int] = deque()
+        finishing = False
+        while True:
+            if len(queue_) < 2 and not finishing:
+                # The next test decides how scoped fixtures are torn down: wait to know it.
+                self._buffer.flush()
+                finishing = self._receive(queue_, block=True)
+            else:
+                finishing = self._receive(queue_, block=False) or finishing
+            if not queue_:
+                if finishing:
+                    break
+                continue
+            if len(queue_) < 2 and not finishing:
+                continue
+            index = queue_.popleft()
+            nextitem = self._items.get(queue_[0]) if queue_ else None
+            self._run_one(index, nextitem)
+        self._buffer.close()
+        return True
+
+    def _receive(self, queue_: deque[int], *, block: bool) -> bool:
+        """Apply waiting commands; True once the controller said no more tests will come."""
+        finishing = False
+        try:
+            message = self._inbox.get() if block else self._inbox.get_nowait()
+        except queue.Empty:
+            return False
+        while True:
+            match message:
+                case RunTests(indices=indices):
+                    queue_.extend(indices)
+                case Shutdown(drop_pending=drop):
+                    finishing = True
+                    if drop:
+                        queue_.clear()
+                case _ControllerLost():
+                    finishing = True
+                    queue_.clear()
+                case StartSession():
+                    pass  # a duplicate start is harmless; the first one configured us
+            try:
+                message = self._inbox.get_nowait()
+            except queue.Empty:
+                return finishing
+
+    def _run_one(self, index: int, nextitem: pytest.Item | None) -> None:
+        item = self._items.get(index)
+        if item is None:
+            return  # reported missing at start-up; the controller never sends it
+        self._reports = []
+        self._warnings = []
+        self._in_test = True
+        started = time.perf_counter()
+        try:
+            item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+        finally:
+            self._in_test = False
+        busy = time.perf_counter() - started
+        self._buffer.add((index, tuple(self._reports), tuple(self._warnings), busy))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        assert self._config is not None
+        data = self._config.hook.pytest_report_to_serializable(config=self._config, report=report)
+        self._reports.append(data)
+
+    def pytest_warning_recorded(
+        self,
+        warning_message: warnings.WarningMessage,
+        when: str,
+        nodeid: str,
+        location: tuple[str, int, str] | None,
+    ) -> None:
+        if when != "runtest":
+            return  # collection and configuration warnings: the controller has its own
+        category = warning_message.category
+        data = WarningData(
+            str(warning_message.message),
+            category.__module__,
+            category.__qualname__,
+            str(warning_message.filename),
+            int(warning_message.lineno or 0),
+            when,
+            nodeid,
+        )
+        (self._warnings if self._in_test else self.session_warnings).append(data)
+
+    def pytest_internalerror(self, excrepr: object) -> None:
+        self._sender.send(AgentFailed(str(excrepr)))
+
+    def flush(self) -> None:
+        self._buffer.close()
+
+    def forwarding_output(self) -> _OutputForwarding:
+        return _OutputForwarding(self._sender, enabled=self.start.forward_output)
+
+
+def _make_read_only(cache: Any) -> None:
+    """Agents read the cache like the controller but keep their writes in memory."""
+    overlay: dict[str, object] = {}
+    real_get = cache.get
+
+    def get(key: str, default: object) -> object:
+        return overlay[key] if key in overlay else real_get(key, default)
+
+    def set_(key: str, value: object) -> None:
+        overlay[key] = value
+
+    cache.get = get
+    cache.set = set_
+
+
+@final
+class _OutputForwarding:
+    """With ``-s``, the agent's stdout (fd 1) goes line by line to the controller."""
+
+    def __init__(self, sender: _Sender, *, enabled: bool) -> None:
+        self._sender = sender
+        self._enabled = enabled
+        self._saved_fd: int | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> None:
+        if not self._enabled:
+            return
+        read_fd, write_fd = os.pipe()
+        self._saved_fd = os.dup(1)
+        os.dup2(write_fd, 1)
+        os.close(write_fd)
+        self._thread = threading.Thread(
+            target=self._pump, args=(read_fd,), name="agent-output", daemon=True
+        )
+        self._thread.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved_fd is None:
+            return
+        sys.stdout.flush()
+        os.dup2(self._saved_fd, 1)  # closes our last write end: the pump sees EOF
+        os.close(self._saved_fd)
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+    def _pump(self, read_fd: int) -> None:
+        with os.fdopen(read_fd, "r", errors="replace") as stream:
+            for line in stream:
+                self._sender.send(OutputForwarded(line))

@@ -1,0 +1,384 @@
+"""The controller: runs the plan's waves on agents, feeds them tests, replays what they report."""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final, final
+
+import pytest
+
+from .protocol import (
+    PROTOCOL_VERSION,
+    AgentFailed,
+    AgentFinished,
+    AgentReady,
+    ChannelClosed,
+    OutputForwarded,
+    RunTests,
+    Shutdown,
+    StartSession,
+    TestsReported,
+)
+from .replay import Ledger, Replayer
+from .runstate import AgentRecord, RunState
+from .scheduling import SuiteQueue, WorkUnit
+from .sizing import Wave
+from .transport import AgentLink, Transport
+
+# Tests an agent should hold before it needs more; refilled at half, so it never waits.
+_MIN_WINDOW: Final = 2
+_MAX_WINDOW: Final = 64
+# Predicted seconds of work an agent should hold: enough to hide one round trip.
+_WINDOW_SECONDS: Final = 0.25
+_EVENT_POLL: Final = 0.5
+
+
+class AgentInternalError(Exception):
+    """An agent hit an internal error; its traceback is the message."""
+
+
+@final
+@dataclass
+class SuiteWork:
+    """One suite's share of the run, as the controller needs it."""
+
+    name: str
+    tests: list[int]  # indices into the session's items, in collection order
+    units: list[WorkUnit]
+    durations_known: bool
+    files: tuple[str, ...]
+
+
+@dataclass
+class _Agent:
+    record: AgentRecord
+    link: AgentLink
+    suite: str
+    in_flight: deque[int] = field(default_factory=deque)
+    shutdown_sent: bool = False
+    finished: bool = False
+
+
+@dataclass
+class _Pool:
+    work: SuiteWork
+    queue: SuiteQueue
+    size: int
+    next_number: int = 0
+    done_tests: int = 0
+    busy: float = 0.0
+    agents: set[str] = field(default_factory=set)
+
+
+@final
+class Controller:
+    """Drives one parallel session: waves of suite pools, dispatch, stealing, replay."""
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        session: pytest.Session,
+        work: dict[str, SuiteWork],
+        run: RunState,
+        *,
+        basetemp: str,
+        max_restarts: int,
+    ) -> None:
+        self._config = config
+        self._session = session
+        self._items = session.items
+        self._work = work
+        self._run = run
+        self._basetemp = basetemp
+        self._max_restarts = max_restarts
+        self._replayer = Replayer(config)
+        self._ledger = Ledger([i for w in work.values() for i in w.tests])
+        self._transport = Transport()
+        self._agents: dict[str, _Agent] = {}
+        self._pools: dict[str, _Pool] = {}
+        self._stopping = False
+        self._sys_path = tuple(sys.path)
+        self._args = tuple(config.invocation_params.args)
+        self._total_agents = run.plan.peak_agents if run.plan else 1
+        self._forward_output = config.getoption("capture") == "no"
+        self._terminal = config.pluginmanager.get_plugin("terminalreporter")
+
+    # --- the run ------------------------------------------------------------------------
+
+    def run(self, waves: Sequence[Wave]) -> None:
+        """Run every wave; always leaves no agent behind."""
+        self._run.execution_started = time.perf_counter()
+        try:
+            for wave in waves:
+                if self._stopping or self._should_stop():
+                    break
+                self._run_wave(wave)
+        finally:
+            self._transport.stop_all()
+            self._run.execution_finished = time.perf_counter()
+        if not self._stopping and not self._should_stop():
+            self._report_lost()
+
+    def _run_wave(self, wave: Wave) -> None:
+        self._pools = {}
+        starts: list[_Pool] = []
+        for plan in wave.suites:
+            work = self._work[plan.name]
+            names = [f"{plan.name}-{n}" for n in range(plan.agents)]
+            pool = _Pool(work, SuiteQueue(work.units, names, durations_known=work.durations_known), plan.agents)
+            pool.next_number = plan.agents
+            self._pools[plan.name] = pool
+            starts.append(pool)
+            self._run.suite_started[plan.name] = time.perf_counter()
+        self._start_agents(
+            [(pool.work.name, f"{pool.work.name}-{n}") for pool in starts for n in range(pool.size)]
+        )
+        while any(not a.finished for a in self._agents.values()):
+            try:
+                agent_id, event = self._transport.events.get(timeout=_EVENT_POLL)
+            except queue.Empty:
+                continue
+            self._handle(agent_id, event)
+        self._agents.clear()
+
+    def _start_agents(self, wanted: list[tuple[str, str]]) -> None:
+        links = self._transport.start([(agent_id, "popen") for _, agent_id in wanted])
+        for (suite, agent_id), link in zip(wanted, links, strict=True):
+            record = AgentRecord(agent_id, suite, link.host, link.spawn_started, pid=link.pid)
+            self._run.agents[agent_id] = record
+            agent = _Agent(record, link, suite)
+            self._agents[agent_id] = agent
+            self._pools[suite].agents.add(agent_id)
+            work = self._pools[suite].work
+            link.send(
+                StartSession(
+                    protocol=PROTOCOL_VERSION,
+                    agent_id=agent_id,
+                    suite=suite,
+                    run_id=self._run.run_id,
+                    total_agents=self._total_agents,
+                    args=self._args,
+                    invocation_dir=str(self._config.invocation_params.dir),
+                    sys_path=self._sys_path,
+                    basetemp=os.path.join(self._basetemp, agent_id),
+                    tests=tuple((i, self._items[i].nodeid) for i in work.tests),
+                    files=work.files,
+                    forward_output=self._forward_output,
+                    parent_pid=os.getpid(),
+                )
+            )
+
+    # --- events -------------------------------------------------------------------------
+
+    def _handle(self, agent_id: str, event: object) -> None:
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            return  # a late event from an agent of an earlier wave
+        match event:
+            case AgentReady(protocol=protocol, pid=pid, missing=missing, missing_reason=reason):
+                if protocol != PROTOCOL_VERSION:
+                    raise AgentInternalError(
+                        f"agent {agent_id} speaks protocol {protocol}, controller {PROTOCOL_VERSION}"
+                    )
+                agent.record.pid = pid
+                agent.record.ready_at = time.perf_counter()
+                for index in missing:
+                    if self._ledger.record(index):
+                        self._replayer.failure(self._items[index], reason, agent_id)
+                self._config.hook.pytest_agents_agent_started(config=self._config, agent=agent.record)
+                self._dispatch(agent)
+            case TestsReported(results=results):
+                self._tests_reported(agent, results)
+            case OutputForwarded(text=text):
+                self._forward(agent_id, text)
+            case AgentFinished(peak_rss_kb=peak, warnings=session_warnings):
+                agent.record.peak_rss_kb = peak
+                for data in session_warnings:
+                    self._replayer.warning(data)
+                self._agent_ended(agent)
+            case AgentFailed(traceback=tb):
+                raise AgentInternalError(f"agent {agent_id} failed:\n{tb}")
+            case ChannelClosed(error=error):
+                if not agent.finished:
+                    self._agent_crashed(agent, error)
+
+    def _tests_reported(
+        self, agent: _Agent, results: Sequence[tuple[int, tuple[dict[str, object], ...], tuple[object, ...], float]]
+    ) -> None:
+        pool = self._pools[agent.suite]
+        record = agent.record
+        for index, reports, warning_data, busy in results:
+            if agent.in_flight and agent.in_flight[0] == index:
+                agent.in_flight.popleft()
+            else:
+                try:
+                    agent.in_flight.remove(index)
+                except ValueError:
+                    pass
+            record.tests += 1
+            record.busy_seconds += busy
+            pool.done_tests += 1
+            pool.busy += busy
+            if self._ledger.record(index):
+                self._replayer.test(self._items[index], reports, warning_data, agent.record.id)  # type: ignore[arg-type]
+            else:
+                self._run.duplicates.append(self._items[index].nodeid)
+        if self._should_stop():
+            self._stop_everything()
+        else:
+            self._dispatch(agent)
+
+    def _dispatch(self, agent: _Agent) -> None:
+        """Keep the agent's window filled; tell it to finish when its suite has nothing left."""
+        if agent.shutdown_sent or agent.finished:
+            return
+        if self._stopping:
+            agent.shutdown_sent = agent.link.send(Shutdown(drop_pending=True)) or True
+            return
+        pool = self._pools[agent.suite]
+        window = self._window(pool)
+        if len(agent.in_flight) > window // 2:
+            return
+        batch = [
+            i for i in pool.queue.take(agent.record.id, window - len(agent.in_flight) or 1)
+            if not self._ledger.done(i)
+        ]
+        while not batch and not pool.queue.empty:
+            batch = [i for i in pool.queue.take(agent.record.id, window) if not self._ledger.done(i)]
+        if batch:
+            agent.in_flight.extend(batch)
+            agent.link.send(RunTests(tuple(batch)))
+        elif len(agent.in_flight) <= 1:
+            # Nothing left to give: the agent may run its last test with nextitem=None.
+            agent.shutdown_sent = True
+            agent.link.send(Shutdown(drop_pending=False))
+
+    def _window(self, pool: _Pool) -> int:
+        if pool.done_tests:
+            mean = pool.busy / pool.done_tests
+        else:
+            return 4
+        if mean <= 0:
+            return _MAX_WINDOW
+        return max(_MIN_WINDOW, min(_MAX_WINDOW, math.ceil(_WINDOW_SECONDS / mean) * 2))
+
+    def _agent_ended(self, agent: _Agent) -> None:
+        agent.finished = True
+        agent.record.finished_at = time.perf_counter()
+        self._transport.stop(agent.record.id)
+        self._config.hook.pytest_agents_agent_finished(config=self._config, agent=agent.record)
+        pool = self._pools[agent.suite]
+        pool.agents.discard(agent.record.id)
+        if not pool.agents:
+            self._run.suite_finished[agent.suite] = time.perf_counter()
+        if agent.in_flight and not self._stopping:
+            # A clean exit with tests outstanding: they go back to the suite.
+            self._requeue(pool, list(agent.in_flight))
+            agent.in_flight.clear()
+
+    def _agent_crashed(self, agent: _Agent, error: str) -> None:
+        record = agent.record
+        record.crashed = True
+        record.exit_detail = _exit_detail(agent.link, error)
+        pool = self._pools[agent.suite]
+        victim = agent.in_flight.popleft() if agent.in_flight else None
+        rest = list(agent.in_flight)
+        agent.in_flight.clear()
+        pending = pool.queue.remove_agent(record.id)
+        self._agent_ended(agent)
+        if victim is not None and self._ledger.record(victim):
+            self._replayer.failure(
+                self._items[victim],
+                f"agent {record.id} (pid {record.pid}) died while running this test: "
+                f"{record.exit_detail}",
+                record.id,
+            )
+        if self._stopping:
+            return
+        pool.queue.requeue(rest + pending)
+        if pool.queue.empty:
+            return
+        if self._run.restarts >= self._max_restarts:
+            if not pool.agents:
+                self._give_up(pool, f"restarts exhausted after agent {record.id} died")
+            return
+        self._run.restarts += 1
+        replacement = f"{pool.work.name}-{pool.next_number}"
+        pool.next_number += 1
+        pool.queue.add_agent(replacement)
+        self._start_agents([(pool.work.name, replacement)])
+
+    def _requeue(self, pool: _Pool, tests: list[int]) -> None:
+        pool.queue.requeue(tests)
+        for other in pool.agents:
+            self._dispatch(self._agents[other])
+
+    def _give_up(self, pool: _Pool, why: str) -> None:
+        """No agent is left for this suite: report what remains as failed, never drop it."""
+        while not pool.queue.empty:
+            for index in pool.queue.take(next(iter(pool.queue.agents), ""), _MAX_WINDOW) if pool.queue.agents else []:
+                if self._ledger.record(index):
+                    self._replayer.failure(self._items[index], f"not run: {why}", "controller")
+            if not pool.queue.agents:
+                break
+
+    def _stop_everything(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        for agent in self._agents.values():
+            if not agent.finished and not agent.shutdown_sent:
+                agent.shutdown_sent = True
+                agent.link.send(Shutdown(drop_pending=True))
+
+    def _should_stop(self) -> bool:
+        return bool(self._session.shouldfail or self._session.shouldstop)
+
+    def _forward(self, agent_id: str, text: str) -> None:
+        line = f"[{agent_id}] {text.rstrip(chr(10))}"
+        if self._terminal is not None:
+            self._terminal.write_line(line)
+        else:
+            print(line)
+
+    def _report_lost(self) -> None:
+        for index in self._ledger.unreported():
+            item = self._items[index]
+            self._run.lost.append(item.nodeid)
+            self._ledger.record(index)
+            self._replayer.failure(
+                item,
+                "pytest-parallel-agents lost this test: no agent reported it "
+                "(this is a bug in the plugin; please report it)",
+                "controller",
+            )
+
+    @property
+    def reported(self) -> int:
+        return self._ledger.reported()
+
+
+def _exit_detail(link: AgentLink, error: str) -> str:
+    popen = getattr(getattr(link.gateway, "_io", None), "popen", None)
+    code = None
+    if popen is not None:
+        try:
+            code = popen.wait(0.5)
+        except Exception:
+            code = None
+    if code is None:
+        return error
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"

@@ -1,0 +1,99 @@
+"""The durations file (pytest-split's ``{nodeid: seconds}`` JSON): read, predict, store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+
+class DurationsError(Exception):
+    """A durations file that cannot be read or written; one line naming the file."""
+
+
+def read_durations(path: Path) -> dict[str, float]:
+    """The recorded seconds per node id; empty when the file does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DurationsError(f"cannot read durations file {path}: {exc}") from None
+    return parse_durations(text, str(path))
+
+
+def parse_durations(text: str, source: str) -> dict[str, float]:
+    """Parse the JSON text of a durations file; ``source`` names it in errors."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DurationsError(
+            f"durations file {source} is not valid JSON: {exc.msg} at line {exc.lineno} "
+            f"column {exc.colno}"
+        ) from None
+    # pytest-split's older format: a list of [nodeid, seconds] pairs.
+    if isinstance(data, list) and all(isinstance(p, list) and len(p) == 2 for p in data):
+        data = dict(data)
+    if not isinstance(data, dict):
+        raise DurationsError(
+            f"durations file {source} must hold a JSON object {{nodeid: seconds}}, "
+            f"found {type(data).__name__}"
+        )
+    result: dict[str, float] = {}
+    for nodeid, seconds in data.items():
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not math.isfinite(seconds)
+            or seconds < 0
+        ):
+            raise DurationsError(
+                f"durations file {source}: entry {nodeid!r} is {seconds!r}, "
+                "expected a number of seconds >= 0"
+            )
+        result[str(nodeid)] = float(seconds)
+    return result
+
+
+def predict(nodeids: Iterable[str], known: Mapping[str, float]) -> tuple[list[float], bool]:
+    """Seconds per test: recorded, else the mean of the recorded ones of these tests.
+
+    The flag is False when none of these tests has a record: the figures are then
+    placeholders of equal weight, not predictions.
+    """
+    ids = list(nodeids)
+    recorded = [known[n] for n in ids if n in known]
+    if not recorded:
+        return [1.0] * len(ids), False
+    mean = sum(recorded) / len(recorded)
+    return [known.get(n, mean) for n in ids], True
+
+
+def store_durations(path: Path, measured: Mapping[str, float]) -> None:
+    """Merge ``measured`` into the file under a lock, atomically; never clobber a bad file."""
+    # The lock lives outside the user's tree, keyed by the file's absolute path.
+    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    lock = FileLock(os.path.join(tempfile.gettempdir(), f"pytest-agents-durations-{key}.lock"))
+    try:
+        with lock.acquire(timeout=30):
+            merged = read_durations(path)  # raises, leaving the file alone, if it is corrupt
+            merged.update({k: round(v, 6) for k, v in measured.items()})
+            fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    json.dump(dict(sorted(merged.items())), out, indent=2)
+                    out.write("\n")
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+    except Timeout:
+        raise DurationsError(f"durations file {path}: could not lock it within 30 s") from None
+    except OSError as exc:
+        raise DurationsError(f"cannot write durations file {path}: {exc}") from None

@@ -1,0 +1,210 @@
+"""Command-line options, their ini twins, and their validation into one Settings value."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, final
+
+import pytest
+
+from .suites import SuiteRule, SuiteRuleError, parse_suite_rules
+
+GROUP: Final = "parallel-agents"
+DEFAULT_ITEMS: Final = 5
+DEFAULT_MIN_ITEMS: Final = 3
+DEFAULT_DURATIONS: Final = ".test_durations"
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register every option in one ``parallel-agents`` group, with ini twins."""
+    group = parser.getgroup(GROUP, "parallel agents (pytest-parallel-agents)")
+    group.addoption(
+        "--agents",
+        dest="agents",
+        metavar="N|auto",
+        default=None,
+        help="run on N agent processes in total (auto: the CPUs this process may use; "
+        "0: off). ini: agents",
+    )
+    group.addoption(
+        "--agents-items",
+        dest="agents_items",
+        metavar="K",
+        default=None,
+        help=f"target tests per agent in the scaling formula (default {DEFAULT_ITEMS}). "
+        "ini: agents_items",
+    )
+    group.addoption(
+        "--agents-min-items",
+        dest="agents_min_items",
+        metavar="M",
+        default=None,
+        help=f"a suite with fewer than M tests gets one agent (default {DEFAULT_MIN_ITEMS}). "
+        "ini: agents_min_items",
+    )
+    group.addoption(
+        "--agents-suite",
+        dest="agents_suite",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="run only the tests of this suite (repeatable)",
+    )
+    group.addoption(
+        "--agents-plan",
+        dest="agents_plan",
+        action="store_true",
+        default=False,
+        help="print the plan (suites, tests, predicted seconds, agents) and run nothing",
+    )
+    group.addoption(
+        "--agents-metrics",
+        dest="agents_metrics",
+        metavar="PATH",
+        default=None,
+        help="write the run metrics as JSON to PATH. ini: agents_metrics",
+    )
+    group.addoption(
+        "--agents-durations",
+        dest="agents_durations",
+        metavar="PATH",
+        default=None,
+        help=f"durations file, pytest-split's JSON format (default {DEFAULT_DURATIONS}). "
+        "ini: agents_durations",
+    )
+    group.addoption(
+        "--agents-store-durations",
+        dest="agents_store_durations",
+        action="store_true",
+        default=False,
+        help="merge this run's test durations into the durations file",
+    )
+    parser.addini("agents", "default for --agents (N or auto)", default="")
+    parser.addini("agents_items", "default for --agents-items", default="")
+    parser.addini("agents_min_items", "default for --agents-min-items", default="")
+    parser.addini("agents_metrics", "default for --agents-metrics", default="")
+    parser.addini("agents_durations", "default for --agents-durations", default="")
+    parser.addini(
+        "agents_suites",
+        "suite rules, one per line: 'NAME: marker=a,b path=GLOB exclusive max_agents=N items=K'",
+        type="linelist",
+        default=[],
+    )
+
+
+@final
+@dataclass(frozen=True)
+class Settings:
+    """Every option of the plugin, validated."""
+
+    agents: int  # 0 when parallel mode is off
+    agents_given: bool  # whether --agents or the ini asked for parallel mode at all
+    items: int
+    min_items: int
+    suites: tuple[str, ...]
+    plan_only: bool
+    metrics_path: Path | None
+    durations_path: Path
+    store_durations: bool
+    rules: tuple[SuiteRule, ...]
+
+    @property
+    def classify(self) -> bool:
+        """Whether tests need a suite at all in this run."""
+        return bool(self.agents or self.plan_only or self.suites)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: affinity and PYTHON_CPU_COUNT respected."""
+    forced = os.environ.get("PYTHON_CPU_COUNT", "")
+    if forced.isdigit() and int(forced) > 0:
+        return int(forced)
+    if sys.version_info >= (3, 13):
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def load_settings(config: pytest.Config) -> Settings:
+    """Read and validate options and ini values; raise UsageError with one line on bad input."""
+    option = config.option
+    raw_agents = option.agents if option.agents is not None else _ini(config, "agents")
+    agents = _parse_agents(raw_agents) if raw_agents else 0
+    items = _positive(option.agents_items or _ini(config, "agents_items"), "--agents-items")
+    min_items = _positive(
+        option.agents_min_items or _ini(config, "agents_min_items"), "--agents-min-items"
+    )
+    try:
+        rules = parse_suite_rules(config.getini("agents_suites"))
+    except SuiteRuleError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    metrics = option.agents_metrics or _ini(config, "agents_metrics")
+    metrics_path = _writable(config, metrics, "--agents-metrics") if metrics else None
+    durations = option.agents_durations or _ini(config, "agents_durations") or DEFAULT_DURATIONS
+    durations_path = _resolve(config, durations)
+    if option.agents_store_durations:
+        _writable(config, str(durations_path), "--agents-durations")
+    numprocesses = getattr(option, "numprocesses", None)
+    if agents and numprocesses:
+        raise pytest.UsageError(
+            "--agents and pytest-xdist's -n/--numprocesses both ask for parallel workers; use one"
+        )
+    return Settings(
+        agents=agents,
+        agents_given=bool(raw_agents),
+        items=items if items is not None else DEFAULT_ITEMS,
+        min_items=min_items if min_items is not None else DEFAULT_MIN_ITEMS,
+        suites=tuple(dict.fromkeys(option.agents_suite or ())),
+        plan_only=bool(option.agents_plan),
+        metrics_path=metrics_path,
+        durations_path=durations_path,
+        store_durations=bool(option.agents_store_durations),
+        rules=rules,
+    )
+
+
+def _ini(config: pytest.Config, name: str) -> str:
+    value = config.getini(name)
+    return str(value).strip() if value else ""
+
+
+def _parse_agents(raw: str) -> int:
+    text = str(raw).strip().lower()
+    if text == "auto":
+        return usable_cpus()
+    if text.isdigit():
+        return int(text)
+    raise pytest.UsageError(
+        f"--agents expects a whole number >= 0 or 'auto', got {raw!r}"
+    )
+
+
+def _positive(raw: str | None, name: str) -> int | None:
+    if raw is None or str(raw).strip() == "":
+        return None
+    text = str(raw).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise pytest.UsageError(f"{name} expects a whole number >= 1, got {raw!r}")
+    return int(text)
+
+
+def _resolve(config: pytest.Config, raw: str) -> Path:
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else Path(config.invocation_params.dir) / path
+
+
+def _writable(config: pytest.Config, raw: str, name: str) -> Path:
+    """Fail before any test runs, not after the whole suite, when a report cannot be written."""
+    path = _resolve(config, raw)
+    if path.is_dir():
+        raise pytest.UsageError(f"{name}: {path} is a directory, expected a file path")
+    parent = path.parent
+    if not parent.is_dir():
+        raise pytest.UsageError(f"{name}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise pytest.UsageError(f"{name}: {path} is not writable")
+    return path

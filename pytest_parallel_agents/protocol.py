@@ -1,0 +1,187 @@
+"""The controller↔agent protocol: small typed messages with one encode/decode."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Final, TypeAlias
+
+# Bumped whenever a message gains, loses or changes a field; both sides check it at start-up.
+PROTOCOL_VERSION: Final = 1
+
+# What execnet can carry: these builtins nested in tuples, lists and dicts.
+Wire: TypeAlias = Any
+SerializedReport: TypeAlias = dict[str, Any]
+
+
+class ProtocolError(Exception):
+    """A message that does not decode, or a peer speaking another protocol version."""
+
+
+# --- commands: controller → agent (imperative) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartSession:
+    """First message to a new agent: who it is and which tests it may be asked to run."""
+
+    protocol: int
+    agent_id: str
+    suite: str
+    run_id: str
+    total_agents: int
+    args: tuple[str, ...]
+    invocation_dir: str
+    sys_path: tuple[str, ...]
+    basetemp: str
+    # (index, nodeid) of every test of the suite; RunTests refers to these indices.
+    tests: tuple[tuple[int, str], ...]
+    # Files holding those tests; the agent skips collecting any other file.
+    files: tuple[str, ...]
+    forward_output: bool
+    parent_pid: int
+
+
+@dataclass(frozen=True)
+class RunTests:
+    """Append these tests (indices from StartSession.tests) to the agent's queue, in order."""
+
+    indices: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """No more tests will come: finish the queue (or drop it) and end the session."""
+
+    drop_pending: bool
+
+
+Command: TypeAlias = StartSession | RunTests | Shutdown
+
+
+# --- events: agent → controller (past tense) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentReady:
+    """The agent collected its files; tests it could not find are listed with the reason."""
+
+    protocol: int
+    pid: int
+    collected: int
+    missing: tuple[int, ...]
+    missing_reason: str
+
+
+@dataclass(frozen=True)
+class TestsReported:
+    """Finished tests: (index, serialized reports of all phases, warnings, busy seconds)."""
+
+    results: tuple[tuple[int, tuple[SerializedReport, ...], tuple[WarningData, ...], float], ...]
+    __test__ = False  # not a pytest test class, despite its name
+
+
+@dataclass(frozen=True)
+class WarningData:
+    """A warning raised in an agent, in a form that crosses the channel."""
+
+    message: str
+    category_module: str
+    category_name: str
+    filename: str
+    lineno: int
+    when: str
+    nodeid: str
+
+
+@dataclass(frozen=True)
+class OutputForwarded:
+    """Lines an agent printed to its stdout or stderr while not captured (``-s``)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class AgentFinished:
+    """The agent's session ended normally; its last figures."""
+
+    exitstatus: int
+    peak_rss_kb: int
+    warnings: tuple[WarningData, ...]
+
+
+@dataclass(frozen=True)
+class AgentFailed:
+    """An internal error in the agent, outside any test."""
+
+    traceback: str
+
+
+@dataclass(frozen=True)
+class ChannelClosed:
+    """Synthesised by the transport when an agent's channel ends; never sent over the wire."""
+
+    error: str
+
+
+Event: TypeAlias = (
+    AgentReady
+    | TestsReported
+    | OutputForwarded
+    | AgentFinished
+    | AgentFailed
+    | ChannelClosed
+)
+
+_MESSAGES: Final[tuple[type[Any], ...]] = (
+    StartSession,
+    RunTests,
+    Shutdown,
+    AgentReady,
+    TestsReported,
+    OutputForwarded,
+    AgentFinished,
+    AgentFailed,
+)
+_BY_TAG: Final = {cls.__name__: cls for cls in _MESSAGES}
+
+
+def _to_wire(value: Any) -> Wire:
+    if isinstance(value, WarningData):
+        return dataclasses.astuple(value)
+    if isinstance(value, tuple):
+        return tuple(_to_wire(v) for v in value)
+    return value
+
+
+def encode(message: Command | Event) -> Wire:
+    """Turn a message into builtins that execnet serialises: ``(tag, field values...)``."""
+    if isinstance(message, ChannelClosed):
+        raise ProtocolError("ChannelClosed is local to the controller and never sent")
+    return (type(message).__name__, *(_to_wire(getattr(message, f.name)) for f in _fields(message)))
+
+
+def decode(data: Wire) -> Command | Event:
+    """Inverse of :func:`encode`; raises ProtocolError on anything it does not know."""
+    if not isinstance(data, tuple) or not data or not isinstance(data[0], str):
+        raise ProtocolError(f"not a protocol message: {data!r:.200}")
+    cls = _BY_TAG.get(data[0])
+    if cls is None:
+        raise ProtocolError(f"unknown message {data[0]!r}")
+    values = list(data[1:])
+    fields = dataclasses.fields(cls)
+    if len(values) != len(fields):
+        raise ProtocolError(f"{data[0]} carries {len(values)} fields, expected {len(fields)}")
+    if cls is TestsReported:
+        values[0] = tuple(
+            (index, tuple(reports), tuple(WarningData(*w) for w in warnings), busy)
+            for index, reports, warnings, busy in values[0]
+        )
+    elif cls is AgentFinished:
+        values[2] = tuple(WarningData(*w) for w in values[2])
+    message: Command | Event = cls(*values)
+    return message
+
+
+def _fields(message: object) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(message)  # type: ignore[arg-type]

@@ -1,0 +1,113 @@
+"""Replay agents' reports through the controller's hooks, each test exactly once."""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Sequence
+from typing import final
+
+import pytest
+
+from .protocol import SerializedReport, WarningData
+
+
+@final
+class Ledger:
+    """Counts final reports per test; the plugin's own check that each is reported once."""
+
+    def __init__(self, indices: Sequence[int]) -> None:
+        self._seen: dict[int, int] = dict.fromkeys(indices, 0)
+
+    def record(self, index: int) -> bool:
+        """Note a report for ``index``; False if it was already reported (drop this one)."""
+        count = self._seen.get(index)
+        if count is None:
+            raise KeyError(f"test index {index} is not part of this run")
+        self._seen[index] = count + 1
+        return count == 0
+
+    def done(self, index: int) -> bool:
+        return self._seen.get(index, 0) > 0
+
+    def unreported(self) -> list[int]:
+        return [index for index, count in self._seen.items() if count == 0]
+
+    def reported(self) -> int:
+        return sum(1 for count in self._seen.values() if count)
+
+
+@final
+class Replayer:
+    """Turns serialized reports back into pytest reports and calls the hooks a plain run calls."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+        self._hook = config.hook
+
+    def test(
+        self,
+        item: pytest.Item,
+        reports: Sequence[SerializedReport],
+        warning_data: Sequence[WarningData],
+        agent_id: str,
+    ) -> None:
+        hook = self._hook
+        location = item.location
+        hook.pytest_runtest_logstart(nodeid=item.nodeid, location=location)
+        for data in reports:
+            report = hook.pytest_report_from_serializable(config=self._config, data=data)
+            report.agent_id = agent_id  # lets report consumers tell which agent ran it
+            hook.pytest_runtest_logreport(report=report)
+        hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=location)
+        for data_ in warning_data:
+            self.warning(data_)
+
+    def failure(self, item: pytest.Item, message: str, agent_id: str) -> None:
+        """Report a test that no agent could report itself (a crash, a collection gap)."""
+        hook = self._hook
+        location = item.location
+        hook.pytest_runtest_logstart(nodeid=item.nodeid, location=location)
+        report = pytest.TestReport(
+            nodeid=item.nodeid,
+            location=location,
+            keywords=dict.fromkeys(item.keywords, 1),
+            outcome="failed",
+            longrepr=message,
+            when="call",
+            sections=[],
+            duration=0.0,
+            user_properties=[],
+        )
+        report.agent_id = agent_id  # type: ignore[attr-defined]
+        hook.pytest_runtest_logreport(report=report)
+        hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=location)
+
+    def warning(self, data: WarningData) -> None:
+        category = _category(data.category_module, data.category_name)
+        try:
+            instance: Warning = category(data.message)
+        except Exception:
+            instance = UserWarning(data.message)
+            category = UserWarning
+        message = warnings.WarningMessage(instance, category, data.filename, data.lineno)
+        self._hook.pytest_warning_recorded.call_historic(
+            kwargs={
+                "warning_message": message,
+                "when": data.when,
+                "nodeid": data.nodeid,
+                "location": None,
+            }
+        )
+
+
+def _category(module: str, qualname: str) -> type[Warning]:
+    try:
+        target: object = importlib.import_module(module)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except Exception:
+        return UserWarning
+    if isinstance(target, type) and issubclass(target, Warning):
+        return target
+    return UserWarning

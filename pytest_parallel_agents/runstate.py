@@ -1,0 +1,72 @@
+"""What the controller records during one run: the plan, phase times, agents and outcomes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .sizing import Plan
+
+Mode = Literal["parallel", "in-process", "degraded"]
+
+
+@dataclass
+class AgentRecord:
+    """One agent's life, as measured by the controller and reported by the agent."""
+
+    id: str
+    suite: str
+    host: str
+    started_at: float
+    pid: int | None = None
+    ready_at: float | None = None
+    finished_at: float | None = None
+    tests: int = 0
+    busy_seconds: float = 0.0
+    peak_rss_kb: int | None = None
+    crashed: bool = False
+    exit_detail: str = ""
+
+    @property
+    def spawn_seconds(self) -> float | None:
+        return None if self.ready_at is None else self.ready_at - self.started_at
+
+    @property
+    def utilization(self) -> float | None:
+        """Busy share of the time between ready and finished (or crashed)."""
+        if self.ready_at is None or self.finished_at is None:
+            return None
+        alive = self.finished_at - self.ready_at
+        return min(1.0, self.busy_seconds / alive) if alive > 0 else None
+
+
+@dataclass
+class RunState:
+    """The controller's record of one session; metrics and the summary are built from it."""
+
+    run_id: str
+    budget: int
+    mode: Mode = "in-process"
+    reason: str = ""  # why the run is in-process, when it is
+    plan: Plan | None = None
+    durations_known: bool = False
+    session_started: float = field(default_factory=time.perf_counter)
+    collected_at: float | None = None
+    planned_at: float | None = None
+    execution_started: float | None = None
+    execution_finished: float | None = None
+    finished_at: float | None = None
+    agents: dict[str, AgentRecord] = field(default_factory=dict)
+    suite_started: dict[str, float] = field(default_factory=dict)
+    suite_finished: dict[str, float] = field(default_factory=dict)
+    tests_reported: int = 0
+    restarts: int = 0
+    retries: int = 0
+    lost: list[str] = field(default_factory=list)  # node ids never reported (a bug if any)
+    duplicates: list[str] = field(default_factory=list)  # node ids reported twice (dropped)
+    durations: dict[str, float] = field(default_factory=dict)  # measured this run
+
+    def suite_wall(self, suite: str) -> float | None:
+        start, end = self.suite_started.get(suite), self.suite_finished.get(suite)
+        return None if start is None or end is None else end - start

@@ -1,0 +1,189 @@
+"""Hand a suite's tests out to its agents: an initial split, then batches and stealing."""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import MutableSequence, Sequence
+from dataclasses import dataclass
+from typing import final
+
+__all__ = ["SuiteQueue", "WorkUnit"]
+
+
+@final
+@dataclass(frozen=True)
+class WorkUnit:
+    """Tests that must run on one agent, in this order (an ordinary test is a unit of one)."""
+
+    tests: tuple[int, ...]
+    predicted: float
+
+    def __post_init__(self) -> None:
+        if not self.tests:
+            raise ValueError("a work unit needs at least one test")
+        if not self.predicted >= 0:  # also rejects NaN
+            raise ValueError(f"predicted seconds must be >= 0, got {self.predicted}")
+
+
+def _first(unit: WorkUnit) -> int:
+    return unit.tests[0]
+
+
+def _fill(batch: list[int], units: MutableSequence[WorkUnit], max_tests: int) -> None:
+    """Move whole units from the head of ``units`` into ``batch``; the first always fits."""
+    while units and (not batch or len(batch) + len(units[0].tests) <= max_tests):
+        batch.extend(units[0].tests)
+        del units[0]
+
+
+def _lpt(units: Sequence[WorkUnit], agents: Sequence[str]) -> dict[str, list[WorkUnit]]:
+    """Longest processing time first: each unit to the least loaded agent so far."""
+    assigned: dict[str, list[WorkUnit]] = {agent: [] for agent in agents}
+    loads = dict.fromkeys(agents, 0.0)
+    for unit in sorted(units, key=lambda u: -u.predicted):
+        # min() returns the first minimum, so ties go to the earlier agent.
+        agent = min(agents, key=loads.__getitem__)
+        assigned[agent].append(unit)
+        loads[agent] += unit.predicted
+    return assigned
+
+
+def _chunks(units: Sequence[WorkUnit], agents: Sequence[str]) -> dict[str, list[WorkUnit]]:
+    """Consecutive runs of units with near-equal test counts, one run per agent.
+
+    Neighbouring tests usually share module and class fixtures, so keeping them
+    together saves set-ups when nothing is known about durations.
+    """
+    assigned: dict[str, list[WorkUnit]] = {agent: [] for agent in agents}
+    total = sum(len(unit.tests) for unit in units)
+    start = 0
+    for unit in units:
+        # The chunk holding the unit's midpoint; monotone in start, so chunks stay contiguous.
+        size = len(unit.tests)
+        chunk = min(len(agents) - 1, (2 * start + size) * len(agents) // (2 * total))
+        assigned[agents[chunk]].append(unit)
+        start += size
+    return assigned
+
+
+@final
+class SuiteQueue:
+    """Pending tests of one suite, per agent, plus a shared front queue for retries.
+
+    Each agent keeps its own pending units in collection order, so module and
+    class fixtures are set up once per agent; an agent that runs dry steals the
+    tail half of the busiest agent's pending units.
+    """
+
+    def __init__(
+        self, units: Sequence[WorkUnit], agents: Sequence[str], *, durations_known: bool
+    ) -> None:
+        if len(set(agents)) != len(agents):
+            raise ValueError(f"duplicate agent names in {list(agents)!r}")
+        seen: set[int] = set()
+        for unit in units:
+            if len(set(unit.tests)) != len(unit.tests) or seen.intersection(unit.tests):
+                raise ValueError(f"test indices appear twice, in unit {unit.tests!r}")
+            seen.update(unit.tests)
+        self._durations_known = durations_known
+        # Share of its unit's prediction for each test, used when it is requeued alone.
+        self._test_seconds = {
+            test: unit.predicted / len(unit.tests) for unit in units for test in unit.tests
+        }
+        self._front: deque[WorkUnit] = deque()
+        self._own: dict[str, list[WorkUnit]]
+        if not agents:
+            # Nobody to assign to yet: whoever is added later takes from the front.
+            self._own = {}
+            self._front.extend(units)
+        elif durations_known:
+            self._own = _lpt(units, agents)
+        else:
+            self._own = _chunks(units, agents)
+        for pending in self._own.values():
+            pending.sort(key=_first)
+
+    @property
+    def agents(self) -> tuple[str, ...]:
+        return tuple(self._own)
+
+    def _weight(self, unit: WorkUnit) -> float:
+        # Without durations every test counts as one nominal second.
+        return unit.predicted if self._durations_known else float(len(unit.tests))
+
+    def _pending_units(self, agent: str) -> list[WorkUnit]:
+        try:
+            return self._own[agent]
+        except KeyError:
+            raise KeyError(f"unknown agent {agent!r}") from None
+
+    def take(self, agent: str, max_tests: int) -> list[int]:
+        """The next tests for ``agent``: whole units, at least one if any is pending anywhere.
+
+        Units come from the front queue, then the agent's own pending units, then
+        stolen ones; more units are added while the batch stays within ``max_tests``.
+        """
+        if max_tests < 1:
+            raise ValueError(f"max_tests must be >= 1, got {max_tests}")
+        own = self._pending_units(agent)
+        batch: list[int] = []
+        _fill(batch, self._front, max_tests)
+        if self._front:
+            # The next retried unit does not fit; own units must not overtake it.
+            return batch
+        _fill(batch, own, max_tests)
+        if not batch and self._steal(agent):
+            _fill(batch, own, max_tests)
+        return batch
+
+    def _steal(self, thief: str) -> bool:
+        victims = [agent for agent, units in self._own.items() if agent != thief and units]
+        if not victims:
+            return False
+        # max() returns the first maximum, so ties go to the earlier agent.
+        victim = max(victims, key=self.pending_seconds)
+        units = self._own[victim]
+        # The tail: the victim is about to run its head, with its fixtures warm.
+        count = (len(units) + 1) // 2
+        stolen = units[-count:]
+        del units[-count:]
+        own = self._own[thief]
+        for unit in stolen:
+            bisect.insort(own, unit, key=_first)
+        return True
+
+    def requeue(self, tests: Sequence[int]) -> None:
+        """Put ``tests`` at the front: the next take() by any agent returns them first."""
+        for test in tests:
+            self._front.append(WorkUnit((test,), self._test_seconds.get(test, 0.0)))
+
+    def add_agent(self, agent: str) -> None:
+        """Register a new agent with nothing pending; it starts by taking or stealing."""
+        if agent in self._own:
+            raise ValueError(f"agent {agent!r} is already registered")
+        self._own[agent] = []
+
+    def remove_agent(self, agent: str) -> list[int]:
+        """Forget ``agent``; its pending units move to the front queue, still whole."""
+        units = self._pending_units(agent)
+        del self._own[agent]
+        self._front.extend(units)
+        return [test for unit in units for test in unit.tests]
+
+    def pending(self, agent: str) -> int:
+        """Tests assigned to ``agent`` and not yet taken (the front queue is not counted)."""
+        return sum(len(unit.tests) for unit in self._pending_units(agent))
+
+    def pending_seconds(self, agent: str) -> float:
+        """Predicted seconds pending for ``agent``; one per test when durations are unknown."""
+        return sum(self._weight(unit) for unit in self._pending_units(agent))
+
+    @property
+    def empty(self) -> bool:
+        return not self._front and not any(self._own.values())
+
+    @property
+    def total_pending(self) -> int:
+        front = sum(len(unit.tests) for unit in self._front)
+        return front + sum(self.pending(agent) for agent in self._own)

@@ -1,0 +1,317 @@
+"""Unit tests for the per-suite work queue: initial split, batches, stealing, retries."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_parallel_agents.scheduling import SuiteQueue, WorkUnit
+
+
+def singles(count: int, predicted: float = 1.0) -> list[WorkUnit]:
+    return [WorkUnit((i,), predicted) for i in range(count)]
+
+
+def drain(queue: SuiteQueue, agent: str, max_tests: int = 1) -> list[int]:
+    out: list[int] = []
+    while batch := queue.take(agent, max_tests):
+        out.extend(batch)
+    return out
+
+
+# -- WorkUnit ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("tests", "predicted"), [((), 1.0), ((1,), -1.0), ((1,), float("nan"))])
+def test_work_unit_validation(tests: tuple[int, ...], predicted: float) -> None:
+    with pytest.raises(ValueError):
+        WorkUnit(tests, predicted)
+
+
+def test_constructor_rejects_duplicates() -> None:
+    with pytest.raises(ValueError, match="duplicate agent"):
+        SuiteQueue(singles(2), ["a", "a"], durations_known=False)
+    with pytest.raises(ValueError, match="appear twice"):
+        SuiteQueue([WorkUnit((1, 2), 0), WorkUnit((2,), 0)], ["a"], durations_known=False)
+    with pytest.raises(ValueError, match="appear twice"):
+        SuiteQueue([WorkUnit((1, 1), 0)], ["a"], durations_known=False)
+
+
+# -- initial assignment ------------------------------------------------------
+
+
+def test_contiguous_chunks_without_durations() -> None:
+    queue = SuiteQueue(singles(10), ["a", "b", "c"], durations_known=False)
+    assert [queue.pending(a) for a in "abc"] == [3, 4, 3]
+    assert queue.take("a", 10) == [0, 1, 2]
+    assert queue.take("b", 10) == [3, 4, 5, 6]
+    assert queue.take("c", 10) == [7, 8, 9]
+    assert queue.empty
+
+
+def test_contiguous_chunks_keep_units_whole() -> None:
+    units = [WorkUnit((0, 1, 2, 3), 0), WorkUnit((4,), 0), WorkUnit((5,), 0), WorkUnit((6, 7), 0)]
+    queue = SuiteQueue(units, ["a", "b"], durations_known=False)
+    assert queue.take("a", 100) == [0, 1, 2, 3]
+    assert queue.take("b", 100) == [4, 5, 6, 7]
+
+
+def test_lpt_assignment_then_collection_order() -> None:
+    units = [WorkUnit((i,), p) for i, p in enumerate([1.0, 5.0, 2.0, 4.0, 3.0])]
+    queue = SuiteQueue(units, ["a", "b"], durations_known=True)
+    # LPT: 5->a, 4->b, 3->b, 2->a, 1->a (ties go to the earlier agent); each list by index.
+    assert queue.pending_seconds("a") == 8.0
+    assert queue.pending_seconds("b") == 7.0
+    assert queue.take("a", 10) == [0, 1, 2]
+    assert queue.take("b", 10) == [3, 4]
+
+
+def test_more_agents_than_units() -> None:
+    queue = SuiteQueue(singles(2), ["a", "b", "c", "d"], durations_known=False)
+    assert sum(queue.pending(a) for a in "abcd") == 2
+    assert queue.total_pending == 2
+    assert sorted(drain(queue, "d")) == [0, 1]
+
+
+def test_no_agents_puts_everything_in_front() -> None:
+    queue = SuiteQueue([WorkUnit((0, 1), 0), WorkUnit((2,), 0)], [], durations_known=False)
+    assert queue.agents == ()
+    assert queue.total_pending == 3
+    queue.add_agent("late")
+    assert queue.take("late", 1) == [0, 1]
+    assert queue.take("late", 1) == [2]
+    assert queue.take("late", 1) == []
+
+
+def test_empty_queue() -> None:
+    queue = SuiteQueue([], ["a"], durations_known=True)
+    assert queue.empty
+    assert queue.total_pending == 0
+    assert queue.take("a", 5) == []
+
+
+# -- take --------------------------------------------------------------------
+
+
+def test_take_respects_max_tests_but_never_splits_a_unit() -> None:
+    units = [WorkUnit((0,), 0), WorkUnit((1, 2, 3), 0), WorkUnit((4,), 0), WorkUnit((5,), 0)]
+    queue = SuiteQueue(units, ["a"], durations_known=False)
+    # The group does not fit after test 0, and later units may not overtake it.
+    assert queue.take("a", 2) == [0]
+    assert queue.take("a", 2) == [1, 2, 3]
+    assert queue.take("a", 2) == [4, 5]
+    assert queue.take("a", 2) == []
+
+
+def test_take_rejects_bad_arguments() -> None:
+    queue = SuiteQueue(singles(3), ["a"], durations_known=False)
+    with pytest.raises(ValueError):
+        queue.take("a", 0)
+    with pytest.raises(KeyError):
+        queue.take("nobody", 1)
+    with pytest.raises(KeyError):
+        queue.pending("nobody")
+
+
+def test_steal_picks_the_most_pending_seconds() -> None:
+    units = [WorkUnit((0,), 10.0), *(WorkUnit((i,), 1.0) for i in range(1, 5))]
+    queue = SuiteQueue(units, ["a", "b", "c"], durations_known=True)
+    assert [queue.pending(x) for x in "abc"] == [1, 2, 2]
+    assert queue.take("c", 100) == [2, 4]
+    # b has more tests pending, but a has more seconds: a is the victim.
+    assert queue.take("c", 100) == [0]
+    assert queue.pending("a") == 0
+    # Tail half of b's [1, 3], rounded up: one unit.
+    assert queue.take("a", 100) == [3]
+    assert queue.take("b", 100) == [1]
+    assert queue.empty
+
+
+def test_steal_without_durations_counts_tests() -> None:
+    queue = SuiteQueue(singles(9), ["a", "b", "c"], durations_known=False)
+    assert queue.take("a", 3) == [0, 1, 2]
+    queue.take("b", 1)  # b keeps 4, 5; c keeps 6, 7, 8
+    assert queue.pending_seconds("c") == 3.0
+    # a steals ceil(3/2) = 2 units from the tail of c.
+    assert queue.take("a", 10) == [7, 8]
+    assert queue.pending("c") == 1
+
+
+def test_steal_takes_the_last_unit() -> None:
+    queue = SuiteQueue(singles(1), ["a", "b"], durations_known=False)
+    assert queue.take("b", 1) == [0]
+    assert queue.empty
+
+
+def test_stolen_units_beyond_max_tests_stay_with_the_thief() -> None:
+    queue = SuiteQueue(singles(8), ["a", "b"], durations_known=False)
+    assert queue.take("a", 4) == [0, 1, 2, 3]
+    assert queue.take("a", 1) == [6]
+    assert queue.pending("a") == 1
+    assert queue.pending("b") == 2
+
+
+# -- requeue / agents --------------------------------------------------------
+
+
+def test_requeued_tests_come_first_fifo_to_any_agent() -> None:
+    queue = SuiteQueue(singles(6), ["a", "b"], durations_known=False)
+    first = queue.take("a", 2)
+    assert first == [0, 1]
+    queue.requeue([1])
+    queue.requeue([0])
+    assert queue.total_pending == 6
+    assert queue.take("b", 1) == [1]
+    assert queue.take("b", 5) == [0, 3, 4, 5]
+
+
+def test_requeue_batch_stops_before_own_units_when_front_is_not_drained() -> None:
+    queue = SuiteQueue(singles(4), ["a"], durations_known=False)
+    taken = queue.take("a", 4)
+    queue.requeue(taken)
+    assert queue.take("a", 2) == [0, 1]
+    assert queue.take("a", 3) == [2, 3]
+
+
+def test_remove_agent_moves_whole_units_to_front() -> None:
+    units = [WorkUnit((0,), 0), WorkUnit((1, 2), 0), WorkUnit((3,), 0), WorkUnit((4, 5), 0)]
+    queue = SuiteQueue(units, ["a", "b"], durations_known=False)
+    assert queue.remove_agent("b") == [3, 4, 5]
+    assert queue.agents == ("a",)
+    assert queue.take("a", 1) == [3]
+    assert queue.take("a", 1) == [4, 5]
+    assert queue.take("a", 1) == [0]
+    with pytest.raises(KeyError):
+        queue.remove_agent("b")
+
+
+def test_add_agent_steals_work() -> None:
+    queue = SuiteQueue(singles(4), ["a"], durations_known=False)
+    queue.add_agent("b")
+    assert queue.pending("b") == 0
+    assert queue.take("b", 10) == [2, 3]
+    with pytest.raises(ValueError):
+        queue.add_agent("b")
+
+
+# -- properties --------------------------------------------------------------
+
+
+@st.composite
+def _units(draw: st.DrawFn) -> list[WorkUnit]:
+    rows = draw(st.lists(st.tuples(st.integers(1, 4), st.integers(0, 1000)), max_size=16))
+    # Shuffle with a drawn seed: groups may gather tests from anywhere in collection order.
+    indices = list(range(sum(size for size, _ in rows)))
+    draw(st.randoms(use_true_random=False)).shuffle(indices)
+    units, start = [], 0
+    for size, tenths in rows:
+        units.append(WorkUnit(tuple(indices[start : start + size]), tenths / 10))
+        start += size
+    return units
+
+
+_agent_names = st.lists(st.sampled_from("abcdef"), min_size=1, max_size=6, unique=True)
+# A cyclic script of (agent position, max_tests) choices drives the interleaving.
+_script = st.lists(st.tuples(st.integers(0, 5), st.integers(1, 6)), min_size=1, max_size=8)
+
+
+def _check_units_whole(units: Sequence[WorkUnit], batches: Sequence[list[int]]) -> None:
+    # Each unit must appear as one contiguous, ordered run inside a single batch.
+    for unit in units:
+        holders = [b for b in batches if unit.tests[0] in b]
+        assert len(holders) == 1
+        batch = holders[0]
+        start = batch.index(unit.tests[0])
+        assert tuple(batch[start : start + len(unit.tests)]) == unit.tests
+
+
+@settings(max_examples=200, deadline=None)
+@given(units=_units(), agents=_agent_names, known=st.booleans(), script=_script)
+def test_random_draining_returns_every_test_once(
+    units: list[WorkUnit], agents: list[str], known: bool, script: list[tuple[int, int]]
+) -> None:
+    queue = SuiteQueue(units, agents, durations_known=known)
+    total = sum(len(u.tests) for u in units)
+    assert queue.total_pending == total
+    batches: list[list[int]] = []
+    for step in itertools.count():
+        if queue.empty:
+            break
+        position, max_tests = script[step % len(script)]
+        batch = queue.take(agents[position % len(agents)], max_tests)
+        assert batch  # something is pending somewhere, so take() must hand it out
+        batches.append(batch)
+        total -= len(batch)
+        assert queue.total_pending == total
+    assert queue.take(agents[0], 3) == []
+    flat = [t for b in batches for t in b]
+    assert sorted(flat) == sorted(t for u in units for t in u.tests)
+    _check_units_whole(units, batches)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    units=_units(),
+    agents=_agent_names,
+    known=st.booleans(),
+    script=st.lists(
+        st.tuples(st.integers(0, 5), st.integers(1, 6), st.sampled_from(["run", "crash", "leave"])),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_requeued_and_orphaned_tests_come_back_exactly_once(
+    units: list[WorkUnit], agents: list[str], known: bool, script: list[tuple[int, int, str]]
+) -> None:
+    queue = SuiteQueue(units, agents, durations_known=known)
+    live = list(agents)
+    done: list[int] = []
+    requeued: set[int] = set()
+    for step in itertools.count():
+        if queue.empty:
+            break
+        position, max_tests, action = script[step % len(script)]
+        agent = live[position % len(live)]
+        if action == "leave" and len(live) > 1:
+            live.remove(agent)
+            assert queue.remove_agent(agent) is not None
+            continue
+        batch = queue.take(agent, max_tests)
+        assert batch
+        if action == "crash":
+            # Retry the batch; each test at most once, so the loop ends.
+            again = [t for t in batch if t not in requeued]
+            requeued.update(again)
+            done.extend(t for t in batch if t not in again)
+            queue.requeue(again)
+        else:
+            done.extend(batch)
+    assert sorted(done) == sorted(t for u in units for t in u.tests)
+
+
+@settings(max_examples=200, deadline=None)
+@given(units=_units(), agents=_agent_names, known=st.booleans())
+def test_initial_assignment(units: list[WorkUnit], agents: list[str], known: bool) -> None:
+    queue = SuiteQueue(units, agents, durations_known=known)
+    loads = [queue.pending_seconds(a) for a in agents]
+    if known:
+        # LPT's greedy bound: the last unit went to an agent at or below the mean.
+        total = sum(u.predicted for u in units)
+        biggest = max((u.predicted for u in units), default=0.0)
+        assert max(loads) <= total / len(agents) + biggest + 1e-9
+        assert sum(loads) == pytest.approx(total)
+    else:
+        assert sum(loads) == sum(len(u.tests) for u in units)
+    # Each agent's own units come in collection order (ascending first test).
+    firsts = {u.tests[0] for u in units}
+    for agent in agents:
+        got: list[int] = []
+        while queue.pending(agent):
+            got.extend(queue.take(agent, 1))
+        starts = [t for t in got if t in firsts]
+        assert starts == sorted(starts)
+    assert queue.empty

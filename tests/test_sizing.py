@@ -1,0 +1,266 @@
+"""Unit tests for the agent-count formula and the wave planner."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_parallel_agents.sizing import (
+    Plan,
+    SuiteDemand,
+    SuitePlan,
+    Wave,
+    agents_for,
+    plan_suites,
+)
+
+# -- agents_for --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tests", "items", "min_items", "max_agents", "expected"),
+    [
+        (15, 5, 3, 5, 3),
+        (28, 5, 3, 8, 6),
+        (3, 5, 3, 5, 1),
+        (2, 5, 3, 5, 1),
+        (0, 5, 3, 5, 0),
+        (100, 5, 3, 4, 4),
+        (16, 5, 3, 8, 4),
+        (1, 1, 0, 8, 1),
+    ],
+)
+def test_agents_for_examples(
+    tests: int, items: int, min_items: int, max_agents: int, expected: int
+) -> None:
+    assert agents_for(tests, items, min_items, max_agents) == expected
+
+
+@pytest.mark.parametrize(
+    ("tests", "items", "max_agents"),
+    [(-1, 5, 5), (10, 0, 5), (10, 5, 0)],
+)
+def test_agents_for_rejects_bad_input(tests: int, items: int, max_agents: int) -> None:
+    with pytest.raises(ValueError):
+        agents_for(tests, items, 3, max_agents)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    tests=st.integers(0, 10_000),
+    items=st.integers(1, 50),
+    min_items=st.integers(0, 50),
+    max_agents=st.integers(1, 64),
+)
+def test_agents_for_bounds(tests: int, items: int, min_items: int, max_agents: int) -> None:
+    agents = agents_for(tests, items, min_items, max_agents)
+    if tests == 0:
+        assert agents == 0
+    else:
+        assert 1 <= agents <= max_agents
+        assert agents <= math.ceil(tests / items)
+        # Monotone: one more test never means fewer agents, once past min_items.
+        if tests >= min_items:
+            assert agents_for(tests + 1, items, min_items, max_agents) >= agents
+
+
+# -- plan_suites: examples ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tests", "items", "min_items", "budget", "expected"),
+    [(15, 5, 3, 5, 3), (28, 5, 3, 8, 6), (3, 5, 3, 5, 1), (2, 5, 3, 5, 1)],
+)
+def test_single_suite_examples(
+    tests: int, items: int, min_items: int, budget: int, expected: int
+) -> None:
+    demand = SuiteDemand("unit", tests, None, items=items, min_items=min_items, max_agents=budget)
+    plan = plan_suites([demand], budget)
+    assert plan.suites == (SuitePlan("unit", tests, None, expected),)
+    assert plan.peak_agents == expected
+    assert plan.in_process is (expected == 1)
+
+
+def test_budget_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        plan_suites([SuiteDemand("unit", 3, None)], 0)
+
+
+def test_empty_suites_are_dropped() -> None:
+    plan = plan_suites([SuiteDemand("unit", 0, None), SuiteDemand("e2e", 0, 1.0)], 4)
+    assert plan == Plan(4, ())
+    assert plan.in_process
+    assert plan.peak_agents == 0
+
+
+def test_wants_that_fit_are_granted_in_one_wave() -> None:
+    plan = plan_suites([SuiteDemand("unit", 20, None), SuiteDemand("integration", 10, None)], 8)
+    assert plan.waves == (
+        Wave((SuitePlan("unit", 20, None, 4), SuitePlan("integration", 10, None, 2)), False),
+    )
+    assert plan.waves[0].agents == 6
+    assert not plan.in_process
+
+
+def test_per_suite_cap_limits_the_want() -> None:
+    plan = plan_suites([SuiteDemand("unit", 100, None, max_agents=2)], 8)
+    assert [s.agents for s in plan.suites] == [2]
+
+
+def test_exclusive_suites_come_last_in_input_order() -> None:
+    plan = plan_suites(
+        [
+            SuiteDemand("performance", 4, None, exclusive=True),
+            SuiteDemand("unit", 10, None),
+            SuiteDemand("security", 30, None, exclusive=True),
+            SuiteDemand("e2e", 6, None),
+        ],
+        4,
+    )
+    assert [[s.name for s in w.suites] for w in plan.waves] == [
+        ["unit", "e2e"],
+        ["performance"],
+        ["security"],
+    ]
+    assert [w.exclusive for w in plan.waves] == [False, True, True]
+    assert [w.agents for w in plan.waves] == [4, 1, 4]
+    assert plan.peak_agents == 4
+
+
+def test_budget_shared_by_work_when_wants_do_not_fit() -> None:
+    # Wants 10 and 10, budget 8; seconds 300 and 100 -> 6 and 2.
+    plan = plan_suites([SuiteDemand("a", 50, 300.0), SuiteDemand("b", 50, 100.0)], 8)
+    assert [s.agents for s in plan.suites] == [6, 2]
+
+
+def test_share_uses_test_counts_when_any_duration_is_unknown() -> None:
+    plan = plan_suites([SuiteDemand("a", 50, 1.0), SuiteDemand("b", 150, None)], 8)
+    assert [s.agents for s in plan.suites] == [2, 6]
+
+
+def test_share_respects_wants_and_minimum_one() -> None:
+    # c wants only 1; a tiny suite d still gets one agent.
+    plan = plan_suites(
+        [
+            SuiteDemand("a", 100, 500.0),
+            SuiteDemand("b", 100, 500.0),
+            SuiteDemand("c", 2, 1000.0),
+            SuiteDemand("d", 10, 0.001),
+        ],
+        6,
+    )
+    assert [s.agents for s in plan.suites] == [2, 2, 1, 1]
+
+
+def test_share_ties_go_to_the_earlier_suite() -> None:
+    plan = plan_suites([SuiteDemand("a", 50, 10.0), SuiteDemand("b", 50, 10.0)], 5)
+    assert [s.agents for s in plan.suites] == [3, 2]
+
+
+def test_more_suites_than_budget_split_into_balanced_waves() -> None:
+    demands = [
+        SuiteDemand("a", 10, 100.0),
+        SuiteDemand("b", 10, 90.0),
+        SuiteDemand("c", 10, 20.0),
+        SuiteDemand("d", 10, 10.0),
+        SuiteDemand("e", 10, 80.0),
+    ]
+    plan = plan_suites(demands, 2)
+    # Largest first into the least loaded wave with room: a->0, b->1, e->2, c->2, d->1.
+    assert [[s.name for s in w.suites] for w in plan.waves] == [["a"], ["b", "d"], ["c", "e"]]
+    assert all(w.agents == 2 for w in plan.waves)
+
+
+def test_budget_one_runs_everything_in_process() -> None:
+    demands = [SuiteDemand(name, 20, None) for name in ("a", "b", "c")]
+    plan = plan_suites([*demands, SuiteDemand("x", 20, None, exclusive=True)], 1)
+    assert len(plan.waves) == 4
+    assert plan.in_process
+    assert plan.peak_agents == 1
+
+
+# -- plan_suites: properties -------------------------------------------------
+
+
+_seconds = st.none() | st.integers(0, 1000).map(float)
+
+
+@st.composite
+def _demands(draw: st.DrawFn) -> list[SuiteDemand]:
+    all_known: bool = draw(st.booleans())
+    rows = draw(
+        st.lists(
+            st.tuples(
+                st.integers(0, 200),  # tests
+                _seconds,
+                st.integers(1, 10),  # items
+                st.integers(0, 10),  # min_items
+                st.none() | st.integers(1, 16),  # max_agents
+                st.integers(0, 4).map(lambda n: n == 0),  # exclusive, one in five
+            ),
+            max_size=9,
+        )
+    )
+    # Half the time every duration is known, so the seconds-based sharing is exercised.
+    return [
+        SuiteDemand(
+            f"s{i}",
+            tests,
+            1.0 if seconds is None and all_known else seconds,
+            items=items,
+            min_items=min_items,
+            max_agents=max_agents,
+            exclusive=exclusive,
+        )
+        for i, (tests, seconds, items, min_items, max_agents, exclusive) in enumerate(rows)
+    ]
+
+
+def _want(demand: SuiteDemand, budget: int) -> int:
+    cap = min(budget, demand.max_agents or budget)
+    return agents_for(demand.tests, demand.items, demand.min_items, cap)
+
+
+@settings(max_examples=200, deadline=None)
+@given(demands=_demands(), budget=st.integers(1, 12))
+def test_plan_invariants(demands: list[SuiteDemand], budget: int) -> None:
+    plan = plan_suites(demands, budget)
+    by_name = {d.name: d for d in demands}
+    assert plan.budget == budget
+    for wave in plan.waves:
+        assert wave.suites
+        assert wave.agents <= budget
+        if wave.exclusive:
+            assert len(wave.suites) == 1
+            assert by_name[wave.suites[0].name].exclusive
+        else:
+            assert not any(by_name[s.name].exclusive for s in wave.suites)
+            # Input order inside a wave.
+            order = [demands.index(by_name[s.name]) for s in wave.suites]
+            assert order == sorted(order)
+    # Non-exclusive waves first.
+    flags = [w.exclusive for w in plan.waves]
+    assert flags == sorted(flags)
+    # Every non-empty suite exactly once, with 1 <= agents <= want.
+    planned = [s.name for s in plan.suites]
+    assert sorted(planned) == sorted(d.name for d in demands if d.tests > 0)
+    for suite in plan.suites:
+        demand = by_name[suite.name]
+        assert (suite.tests, suite.predicted_seconds) == (demand.tests, demand.predicted_seconds)
+        assert 1 <= suite.agents <= _want(demand, budget)
+    assert plan.peak_agents == max((w.agents for w in plan.waves), default=0)
+    assert plan.in_process == (plan.peak_agents <= 1)
+    # Shared suites fill as few waves as the budget allows; a short wave uses all of it,
+    # and when every want fits, every want is granted.
+    shared = [d for d in demands if d.tests > 0 and not d.exclusive]
+    shared_waves = [w for w in plan.waves if not w.exclusive]
+    assert len(shared_waves) == math.ceil(len(shared) / budget)
+    for wave in plan.waves:
+        wants = [_want(by_name[s.name], budget) for s in wave.suites]
+        assert wave.agents == min(sum(wants), budget)
+        if sum(wants) <= budget:
+            assert [s.agents for s in wave.suites] == wants
+    assert plan_suites(demands, budget) == plan
