@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import resource
@@ -80,7 +81,9 @@ def serve(channel: Channel) -> None:
         return
     session.flush()
     if not session.ready_sent:
-        sender.send(AgentFailed(f"agent session ended with exit status {int(status)} before collection"))
+        sender.send(
+            AgentFailed(f"agent session ended with exit status {int(status)} before collection")
+        )
         return
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     sender.send(AgentFinished(int(status), int(peak_kb), tuple(session.session_warnings)))
@@ -97,7 +100,10 @@ def _prepare_process(start: StartSession) -> None:
     )
     if start.parent_pid:
         threading.Thread(
-            target=_exit_with_parent, args=(start.parent_pid,), name="agent-parent-watch", daemon=True
+            target=_exit_with_parent,
+            args=(start.parent_pid,),
+            name="agent-parent-watch",
+            daemon=True,
         ).start()
 
 
@@ -136,11 +142,9 @@ class _Sender:
         self._lock = threading.Lock()
 
     def send(self, event: Event) -> None:
-        with self._lock:
-            try:
-                self._channel.send(encode(event))
-            except Exception:
-                pass  # the controller is gone; the parent watch or the inbox ends us
+        # A failed send means the controller is gone; the parent watch or the inbox ends us.
+        with self._lock, contextlib.suppress(Exception):
+            self._channel.send(encode(event))
 
 
 TestResult = tuple[int, tuple[SerializedReport, ...], tuple[WarningData, ...], float]
@@ -303,6 +307,11 @@ class AgentSession:
             nextitem = self._items.get(queue_[0]) if queue_ else None
             self._run_one(index, nextitem)
         self._buffer.close()
+        # The terminal summary goes nowhere in an agent, yet plugins do costly work for it
+        # (hypothesis imports itself there): skip it, after every test has run.
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            session.config.pluginmanager.unregister(reporter)
         return True
 
     def _receive(self, queue_: deque[int], *, block: bool) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
@@ -133,7 +134,11 @@ class Controller:
         for plan in wave.suites:
             work = self._work[plan.name]
             names = [f"{plan.name}-{n}" for n in range(plan.agents)]
-            pool = _Pool(work, SuiteQueue(work.units, names, durations_known=work.durations_known), plan.agents)
+            pool = _Pool(
+                work,
+                SuiteQueue(work.units, names, durations_known=work.durations_known),
+                plan.agents,
+            )
             pool.next_number = plan.agents
             self._pools[plan.name] = pool
             starts.append(pool)
@@ -186,14 +191,17 @@ class Controller:
             case AgentReady(protocol=protocol, pid=pid, missing=missing, missing_reason=reason):
                 if protocol != PROTOCOL_VERSION:
                     raise AgentInternalError(
-                        f"agent {agent_id} speaks protocol {protocol}, controller {PROTOCOL_VERSION}"
+                        f"agent {agent_id} speaks protocol {protocol}, "
+                        f"the controller {PROTOCOL_VERSION}"
                     )
                 agent.record.pid = pid
                 agent.record.ready_at = time.perf_counter()
                 for index in missing:
                     if self._ledger.record(index):
                         self._replayer.failure(self._items[index], reason, agent_id)
-                self._config.hook.pytest_agents_agent_started(config=self._config, agent=agent.record)
+                self._config.hook.pytest_agents_agent_started(
+                    config=self._config, agent=agent.record
+                )
                 self._dispatch(agent)
             case TestsReported(results=results):
                 self._tests_reported(agent, results)
@@ -211,7 +219,9 @@ class Controller:
                     self._agent_crashed(agent, error)
 
     def _tests_reported(
-        self, agent: _Agent, results: Sequence[tuple[int, tuple[dict[str, object], ...], tuple[object, ...], float]]
+        self,
+        agent: _Agent,
+        results: Sequence[tuple[int, tuple[dict[str, object], ...], tuple[object, ...], float]],
     ) -> None:
         pool = self._pools[agent.suite]
         record = agent.record
@@ -219,10 +229,8 @@ class Controller:
             if agent.in_flight and agent.in_flight[0] == index:
                 agent.in_flight.popleft()
             else:
-                try:
+                with contextlib.suppress(ValueError):
                     agent.in_flight.remove(index)
-                except ValueError:
-                    pass
             record.tests += 1
             record.busy_seconds += busy
             pool.done_tests += 1
@@ -248,11 +256,14 @@ class Controller:
         if len(agent.in_flight) > window // 2:
             return
         batch = [
-            i for i in pool.queue.take(agent.record.id, window - len(agent.in_flight) or 1)
+            i
+            for i in pool.queue.take(agent.record.id, window - len(agent.in_flight) or 1)
             if not self._ledger.done(i)
         ]
         while not batch and not pool.queue.empty:
-            batch = [i for i in pool.queue.take(agent.record.id, window) if not self._ledger.done(i)]
+            batch = [
+                i for i in pool.queue.take(agent.record.id, window) if not self._ledger.done(i)
+            ]
         if batch:
             agent.in_flight.extend(batch)
             agent.link.send(RunTests(tuple(batch)))
@@ -323,12 +334,9 @@ class Controller:
 
     def _give_up(self, pool: _Pool, why: str) -> None:
         """No agent is left for this suite: report what remains as failed, never drop it."""
-        while not pool.queue.empty:
-            for index in pool.queue.take(next(iter(pool.queue.agents), ""), _MAX_WINDOW) if pool.queue.agents else []:
-                if self._ledger.record(index):
-                    self._replayer.failure(self._items[index], f"not run: {why}", "controller")
-            if not pool.queue.agents:
-                break
+        for index in pool.queue.drain():
+            if self._ledger.record(index):
+                self._replayer.failure(self._items[index], f"not run: {why}", "controller")
 
     def _stop_everything(self) -> None:
         if self._stopping:

@@ -131,9 +131,8 @@ def summary_lines(run: RunState) -> list[str]:
         )
     spawn = [s for a in run.agents.values() if (s := a.spawn_seconds) is not None]
     if spawn:
-        lines.append(
-            f"{len(run.agents)} agents, mode {run.mode}, mean start-up {sum(spawn) / len(spawn):.2f} s"
-        )
+        mean = sum(spawn) / len(spawn)
+        lines.append(f"{len(run.agents)} agents, mode {run.mode}, mean start-up {mean:.2f} s")
     if run.lost:
         lines.append(f"ERROR: {len(run.lost)} tests were never reported by any agent")
     if run.duplicates:

@@ -178,9 +178,7 @@ def _parse_agents(raw: str) -> int:
         return usable_cpus()
     if text.isdigit():
         return int(text)
-    raise pytest.UsageError(
-        f"--agents expects a whole number >= 0 or 'auto', got {raw!r}"
-    )
+    raise pytest.UsageError(f"--agents expects a whole number >= 0 or 'auto', got {raw!r}")
 
 
 def _positive(raw: str | None, name: str) -> int | None:

@@ -162,6 +162,9 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             terminal.write_line(f"parallel agents: running in-process: {reason}")
         return None
     run.mode = "parallel"
+    if terminal is not None and config.get_verbosity() <= 0:
+        # Agents finish tests of many files at once: file headers would repeat on every switch.
+        terminal.showfspath = False
     if terminal is not None and config.get_verbosity() >= 0:
         terminal.write_line(
             f"parallel agents: {len(plan.suites)} suites on up to {plan.peak_agents} agents "
@@ -272,7 +275,9 @@ def _plan(
     return plan_suites(demands, budget), work, serial
 
 
-def _units(items: list[pytest.Item], indices: Iterable[int], seconds: list[float]) -> list[WorkUnit]:
+def _units(
+    items: list[pytest.Item], indices: Iterable[int], seconds: list[float]
+) -> list[WorkUnit]:
     """Each test is a unit, except that a group's tests form one unit, in collection order."""
     units: list[list[tuple[int, float]]] = []
     groups: dict[str, list[tuple[int, float]]] = {}
@@ -325,7 +330,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             _warn(config, f"cannot write metrics to {settings.metrics_path}: {exc}")
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
     run = config.stash.get(RUN_KEY, None)
     settings = config.stash.get(SETTINGS_KEY, None)
     if run is None or settings is None or settings.plan_only or not settings.agents:

@@ -125,12 +125,7 @@ class ChannelClosed:
 
 
 Event: TypeAlias = (
-    AgentReady
-    | TestsReported
-    | OutputForwarded
-    | AgentFinished
-    | AgentFailed
-    | ChannelClosed
+    AgentReady | TestsReported | OutputForwarded | AgentFinished | AgentFailed | ChannelClosed
 )
 
 _MESSAGES: Final[tuple[type[Any], ...]] = (

@@ -171,6 +171,15 @@ class SuiteQueue:
         self._front.extend(units)
         return [test for unit in units for test in unit.tests]
 
+    def drain(self) -> list[int]:
+        """Remove and return every pending test (front queue first), e.g. when no agent is left."""
+        units = list(self._front)
+        self._front.clear()
+        for pending in self._own.values():
+            units.extend(pending)
+            pending.clear()
+        return [test for unit in units for test in unit.tests]
+
     def pending(self, agent: str) -> int:
         """Tests assigned to ``agent`` and not yet taken (the front queue is not counted)."""
         return sum(len(unit.tests) for unit in self._pending_units(agent))

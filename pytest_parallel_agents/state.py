@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pytest
 
-if TYPE_CHECKING:
-    from .options import Settings
-    from .runstate import RunState
+from .options import Settings
+from .runstate import RunState
 
 # Set in an agent's config: the agent's id ("unit-0"); absent in the controller.
 AGENT_ID_KEY = pytest.StashKey[str]()
 # The validated options, on the controller's config.
-SETTINGS_KEY = pytest.StashKey["Settings"]()
+SETTINGS_KEY = pytest.StashKey[Settings]()
 # Everything the controller learns during one run (plan, timings, agents, durations).
-RUN_KEY = pytest.StashKey["RunState"]()
+RUN_KEY = pytest.StashKey[RunState]()
 # The suite a collected test belongs to.
 SUITE_KEY = pytest.StashKey[str]()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sys
 import threading
@@ -81,6 +82,7 @@ class Transport:
         self.events: queue.Queue[AgentEvent] = queue.Queue()
         self._group = execnet.Group()
         self._links: dict[str, AgentLink] = {}
+        self._closing: list[AgentLink] = []
         self._lock = threading.Lock()
 
     def start(self, agents: list[tuple[str, str]]) -> list[AgentLink]:
@@ -108,20 +110,27 @@ class Transport:
     def _receiver(self, agent_id: str) -> _Receiver:
         return _Receiver(agent_id, self.events)
 
-    def stop(self, agent_id: str, timeout: float = 2.0) -> None:
-        """Let an agent's gateway end; kill its process if it does not within ``timeout``."""
+    def stop(self, agent_id: str) -> None:
+        """Ask an agent's gateway to end, without waiting; stop_all reaps it."""
         with self._lock:
             link = self._links.pop(agent_id, None)
+            if link is not None:
+                self._closing.append(link)
         if link is not None:
-            _close(link, timeout)
+            _exit_gateway(link)
 
     def stop_all(self, timeout: float = 2.0) -> None:
-        """End every agent still known, killing those that do not exit in time."""
+        """End every agent, waiting at most ``timeout`` in all before killing the rest."""
         with self._lock:
-            links = list(self._links.values())
+            live = list(self._links.values())
             self._links.clear()
+            links = self._closing + live
+            self._closing = []
+        for link in live:
+            _exit_gateway(link)
+        deadline = time.monotonic() + timeout
         for link in links:
-            _close(link, timeout)
+            _reap(link, max(0.0, deadline - time.monotonic()))
         self._group.terminate(timeout=timeout)
 
 
@@ -148,12 +157,13 @@ class _Receiver:
         self._events.put((self._agent_id, event))  # type: ignore[arg-type]
 
 
-def _close(link: AgentLink, timeout: float) -> None:
+def _exit_gateway(link: AgentLink) -> None:
     # Ending the gateway (not just the channel) is what makes the agent process exit.
-    try:
+    with contextlib.suppress(Exception):
         link.gateway.exit()
-    except Exception:
-        pass
+
+
+def _reap(link: AgentLink, timeout: float) -> None:
     popen = getattr(getattr(link.gateway, "_io", None), "popen", None)
     if popen is None:
         return
@@ -161,4 +171,4 @@ def _close(link: AgentLink, timeout: float) -> None:
         popen.wait(timeout)
     except Exception:
         popen.kill()
-        popen.wait(timeout)
+        popen.wait()

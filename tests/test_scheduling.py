@@ -315,3 +315,14 @@ def test_initial_assignment(units: list[WorkUnit], agents: list[str], known: boo
         starts = [t for t in got if t in firsts]
         assert starts == sorted(starts)
     assert queue.empty
+
+
+def test_drain_returns_everything_once() -> None:
+    units = [WorkUnit((0, 1), 2.0), WorkUnit((2,), 1.0), WorkUnit((3,), 1.0)]
+    queue = SuiteQueue(units, ["a", "b"], durations_known=True)
+    first = queue.take("a", 1)
+    queue.requeue(first)
+    drained = queue.drain()
+    assert sorted(drained) == [0, 1, 2, 3]
+    assert queue.empty
+    assert queue.take("b", 10) == []

@@ -1,0 +1,83 @@
+"""The wire protocol: every message survives encode/decode; garbage is refused."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_parallel_agents.protocol import (
+    PROTOCOL_VERSION,
+    AgentFailed,
+    AgentFinished,
+    AgentReady,
+    ChannelClosed,
+    OutputForwarded,
+    ProtocolError,
+    RunTests,
+    Shutdown,
+    StartSession,
+    TestsReported,
+    WarningData,
+    decode,
+    encode,
+)
+
+WARNING = WarningData("boom", "builtins", "UserWarning", "/x/test_a.py", 3, "runtest", "a::b")
+
+MESSAGES = [
+    StartSession(
+        protocol=PROTOCOL_VERSION,
+        agent_id="unit-0",
+        suite="unit",
+        run_id="abc",
+        total_agents=3,
+        args=("-q", "tests"),
+        invocation_dir="/work",
+        sys_path=("/work", "/lib"),
+        basetemp="/tmp/pytest-of-x/pytest-1/unit-0",
+        tests=((0, "tests/test_a.py::test_x"), (4, "tests/data.abnf::")),
+        files=("/work/tests/test_a.py",),
+        forward_output=False,
+        parent_pid=123,
+    ),
+    RunTests((1, 2, 3)),
+    Shutdown(drop_pending=True),
+    AgentReady(PROTOCOL_VERSION, 42, 10, (3,), "not collected"),
+    TestsReported(((1, ({"when": "call", "outcome": "passed"},), (WARNING,), 0.25),)),
+    OutputForwarded("hello\n"),
+    AgentFinished(0, 51200, (WARNING,)),
+    AgentFailed("Traceback ..."),
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: type(m).__name__)
+def test_round_trip(message: object) -> None:
+    assert decode(encode(message)) == message  # type: ignore[arg-type]
+
+
+def test_encoding_is_plain_builtins() -> None:
+    wire = encode(MESSAGES[4])
+    assert wire[0] == "TestsReported"
+    assert wire[1][0][2][0] == tuple(WARNING.__dict__.values())
+
+
+@pytest.mark.parametrize(
+    "data",
+    [None, (), ("NoSuchMessage",), ("RunTests",), ("RunTests", (1,), "extra"), [1, 2], (3,)],
+)
+def test_garbage_is_refused(data: object) -> None:
+    with pytest.raises(ProtocolError):
+        decode(data)
+
+
+def test_channel_closed_never_travels() -> None:
+    with pytest.raises(ProtocolError):
+        encode(ChannelClosed("gone"))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10**6), max_size=50))
+def test_run_tests_round_trip_any_indices(indices: list[int]) -> None:
+    message = RunTests(tuple(indices))
+    assert decode(encode(message)) == message
