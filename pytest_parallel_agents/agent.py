@@ -14,7 +14,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Final, Protocol, final
+from typing import IO, Any, Final, Protocol, final
 
 import pytest
 
@@ -73,12 +73,14 @@ def serve(channel: Channel) -> None:
         return
     _prepare_process(start)
     session = AgentSession(start, inbox, sender)
+    session.output.prepare()
     try:
-        with session.forwarding_output():
-            status = pytest.main(list(start.args), plugins=[session])
+        status = pytest.main(list(start.args), plugins=[session])
     except BaseException:
         sender.send(AgentFailed(traceback.format_exc()))
         return
+    finally:
+        session.output.stop()
     session.flush()
     if not session.ready_sent:
         sender.send(
@@ -210,6 +212,7 @@ class AgentSession:
         self._in_test = False
         self._collect_errors: list[str] = []
         self._config: pytest.Config | None = None
+        self.output = _OutputForwarding(sender, enabled=start.forward_output)
 
     # --- configuration ------------------------------------------------------------------
 
@@ -240,6 +243,9 @@ class AgentSession:
         cache = getattr(session.config, "cache", None)
         if cache is not None:
             _make_read_only(cache)
+        # The terminal reporter is bound to its own devnull by now: from here on, what tests
+        # print (with -s) goes to the controller.
+        self.output.start()
 
     # --- collection ---------------------------------------------------------------------
 
@@ -386,9 +392,6 @@ class AgentSession:
     def flush(self) -> None:
         self._buffer.close()
 
-    def forwarding_output(self) -> _OutputForwarding:
-        return _OutputForwarding(self._sender, enabled=self.start.forward_output)
-
 
 def _make_read_only(cache: Any) -> None:
     """Agents read the cache like the controller but keep their writes in memory."""
@@ -407,32 +410,46 @@ def _make_read_only(cache: Any) -> None:
 
 @final
 class _OutputForwarding:
-    """With ``-s``, the agent's stdout (fd 1) goes line by line to the controller."""
+    """With ``-s``, what tests print to stdout (fd 1) goes line by line to the controller.
+
+    The agent's own terminal reporter must not be forwarded: ``prepare`` points sys.stdout at
+    devnull before pytest starts, so the reporter binds to that; ``start`` then sends fd 1
+    through a pipe to the controller and points sys.stdout at fd 1 again.
+    """
 
     def __init__(self, sender: _Sender, *, enabled: bool) -> None:
         self._sender = sender
         self._enabled = enabled
         self._saved_fd: int | None = None
         self._thread: threading.Thread | None = None
+        self._devnull: IO[str] | None = None
 
-    def __enter__(self) -> None:
-        if not self._enabled:
+    def prepare(self) -> None:
+        if self._enabled:
+            self._devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the agent
+            sys.stdout = self._devnull
+
+    def start(self) -> None:
+        if not self._enabled or self._saved_fd is not None:
             return
         read_fd, write_fd = os.pipe()
         self._saved_fd = os.dup(1)
         os.dup2(write_fd, 1)
         os.close(write_fd)
+        sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         self._thread = threading.Thread(
             target=self._pump, args=(read_fd,), name="agent-output", daemon=True
         )
         self._thread.start()
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         if self._saved_fd is None:
             return
-        sys.stdout.flush()
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
         os.dup2(self._saved_fd, 1)  # closes our last write end: the pump sees EOF
         os.close(self._saved_fd)
+        self._saved_fd = None
         if self._thread is not None:
             self._thread.join(2.0)
 

@@ -245,29 +245,33 @@ class Controller:
             self._dispatch(agent)
 
     def _dispatch(self, agent: _Agent) -> None:
-        """Keep the agent's window filled; tell it to finish when its suite has nothing left."""
+        """Keep the agent's window filled; tell it to finish when its suite has nothing left.
+
+        The agent runs a test only once it knows the next one (or that none will come), so
+        after every dispatch it must hold two tests or have been told to shut down.
+        """
         if agent.shutdown_sent or agent.finished:
             return
         if self._stopping:
-            agent.shutdown_sent = agent.link.send(Shutdown(drop_pending=True)) or True
+            agent.shutdown_sent = True
+            agent.link.send(Shutdown(drop_pending=True))
             return
         pool = self._pools[agent.suite]
         window = self._window(pool)
         if len(agent.in_flight) > window // 2:
             return
-        batch = [
-            i
-            for i in pool.queue.take(agent.record.id, window - len(agent.in_flight) or 1)
-            if not self._ledger.done(i)
-        ]
-        while not batch and not pool.queue.empty:
-            batch = [
-                i for i in pool.queue.take(agent.record.id, window) if not self._ledger.done(i)
-            ]
+        want = window - len(agent.in_flight)
+        batch: list[int] = []
+        while want > 0 or len(agent.in_flight) + len(batch) < 2:
+            taken = pool.queue.take(agent.record.id, max(1, want))
+            if not taken:
+                break
+            want -= len(taken)
+            batch.extend(i for i in taken if not self._ledger.done(i))
         if batch:
             agent.in_flight.extend(batch)
             agent.link.send(RunTests(tuple(batch)))
-        elif len(agent.in_flight) <= 1:
+        if len(agent.in_flight) <= 1 and pool.queue.empty:
             # Nothing left to give: the agent may run its last test with nextitem=None.
             agent.shutdown_sent = True
             agent.link.send(Shutdown(drop_pending=False))
