@@ -13,6 +13,7 @@ import traceback
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final, Protocol, final
 
@@ -36,10 +37,18 @@ from .protocol import (
     decode,
     encode,
 )
-from .state import AGENT_ID_KEY
+from .state import AGENT_ID_KEY, CONTROLLER_KEYS
 
 # How long finished tests' reports may wait to travel together: batching without lag.
 _FLUSH_DELAY: Final = 0.01
+# Plugins of the controller that a forked agent must not run: reporters and cache writers.
+_CONTROLLER_ONLY: Final = (
+    "terminalreporter",
+    "lfplugin",
+    "nfplugin",
+    "stepwiseplugin",
+    "parallel-agents-durations",
+)
 # Files pytest must still see to set up packages and conftests, even when no test there is ours.
 _ALWAYS_COLLECT: Final = frozenset({"__init__.py", "conftest.py"})
 
@@ -60,6 +69,28 @@ _LOST: Final = _ControllerLost()
 Inbox = queue.Queue[Command | _ControllerLost]
 
 
+@final
+@dataclass(frozen=True)
+class _Forked:
+    """In a forked agent: the controller's collected session, inherited through fork."""
+
+    config: pytest.Config
+    session: pytest.Session
+
+
+_forked: _Forked | None = None
+
+
+def fork_child_setup(config: pytest.Config, session: pytest.Session) -> Callable[[str], None]:
+    """The callback the transport runs in a freshly forked child, before it serves."""
+
+    def setup(agent_id: str) -> None:
+        global _forked
+        _forked = _Forked(config, session)
+
+    return setup
+
+
 def serve(channel: Channel) -> None:
     """Entry point run by the bootstrap on the agent's gateway."""
     inbox: Inbox = queue.Queue()
@@ -70,6 +101,9 @@ def serve(channel: Channel) -> None:
     sender = _Sender(channel)
     if not isinstance(start, StartSession) or start.protocol != PROTOCOL_VERSION:
         sender.send(AgentFailed(f"agent speaks protocol {PROTOCOL_VERSION}, got {start!r:.200}"))
+        return
+    if _forked is not None:
+        _serve_forked(start, inbox, sender, _forked)
         return
     _prepare_process(start)
     session = AgentSession(start, inbox, sender)
@@ -91,9 +125,39 @@ def serve(channel: Channel) -> None:
     sender.send(AgentFinished(int(status), int(peak_kb), tuple(session.session_warnings)))
 
 
+def _serve_forked(start: StartSession, inbox: Inbox, sender: _Sender, forked: _Forked) -> None:
+    """Run tests on the session this process inherited: no import, no collection."""
+    _prepare_environment(start)
+    if not start.forward_output:
+        # fd 1 is still the user's terminal; nothing of an agent belongs there.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    agent = AgentSession(start, inbox, sender)
+    config, session = forked.config, forked.session
+    try:
+        agent.adopt(config, session)
+        agent.output.start()
+        agent.pytest_runtestloop(session)
+        config.hook.pytest_sessionfinish(session=session, exitstatus=0)
+        config.hook.pytest_unconfigure(config=config)
+    except BaseException:
+        sender.send(AgentFailed(traceback.format_exc()))
+        return
+    finally:
+        agent.output.stop()
+    agent.flush()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sender.send(AgentFinished(0, int(peak_kb), tuple(agent.session_warnings)))
+
+
 def _prepare_process(start: StartSession) -> None:
     os.chdir(start.invocation_dir)
     sys.path[:] = list(start.sys_path)
+    _prepare_environment(start)
+
+
+def _prepare_environment(start: StartSession) -> None:
     os.environ.update(
         PYTEST_AGENT_ID=start.agent_id,
         PYTEST_AGENT_SUITE=start.suite,
@@ -238,6 +302,33 @@ class AgentSession:
                 setattr(option, name, value)
         option.basetemp = self.start.basetemp
 
+    def adopt(self, config: pytest.Config, session: pytest.Session) -> None:
+        """Become the agent of a session collected by the controller and inherited by fork."""
+        manager = config.pluginmanager
+        # The controller's reporters and cache writers came along with the fork; only the
+        # controller reports, so they go (the junit writer is registered without a name).
+        for name in _CONTROLLER_ONLY:
+            plugin = manager.get_plugin(name)
+            if plugin is not None:
+                manager.unregister(plugin)
+        for plugin in list(manager.get_plugins()):
+            if type(plugin).__module__ == "_pytest.junitxml":
+                manager.unregister(plugin)
+        for key in CONTROLLER_KEYS:
+            with contextlib.suppress(KeyError):
+                del config.stash[key]  # type: ignore[misc]
+        # Registering replays pytest_configure (a historic hook): agent id, options, basetemp.
+        manager.register(self, "parallel-agents-agent")
+        config._tmp_path_factory = pytest.TempPathFactory.from_config(  # type: ignore[attr-defined]
+            config, _ispytest=True
+        )
+        cache = getattr(config, "cache", None)
+        if cache is not None:
+            _make_read_only(cache)
+        self._items = {index: session.items[index] for index, _ in self.start.tests}
+        self._sender.send(AgentReady(PROTOCOL_VERSION, os.getpid(), len(self._items), (), ""))
+        self.ready_sent = True
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         cache = getattr(session.config, "cache", None)
@@ -361,8 +452,13 @@ class AgentSession:
         self._buffer.add((index, tuple(self._reports), tuple(self._warnings), busy))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        assert self._config is not None
-        data = self._config.hook.pytest_report_to_serializable(config=self._config, report=report)
+        config = self._config
+        assert config is not None
+        if report.when == "call":
+            # Plugins settle a test's outcome here from state local to this process (pytest's
+            # subtests fail a test whose subtests failed): settle it before it travels.
+            config.hook.pytest_report_teststatus(report=report, config=config)
+        data = config.hook.pytest_report_to_serializable(config=config, report=report)
         self._reports.append(data)
 
     def pytest_warning_recorded(

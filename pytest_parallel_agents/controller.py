@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
 import queue
-import signal
 import sys
 import time
 from collections import deque
@@ -16,6 +16,7 @@ from typing import Final, final
 
 import pytest
 
+from .agent import fork_child_setup
 from .protocol import (
     PROTOCOL_VERSION,
     AgentFailed,
@@ -32,7 +33,7 @@ from .replay import Ledger, Replayer
 from .runstate import AgentRecord, RunState
 from .scheduling import SuiteQueue, WorkUnit
 from .sizing import Wave
-from .transport import AgentLink, Transport
+from .transport import FORK, AgentLink, Transport
 
 # Tests an agent should hold before it needs more; refilled at half, so it never waits.
 _MIN_WINDOW: Final = 2
@@ -92,6 +93,7 @@ class Controller:
         *,
         basetemp: str,
         max_restarts: int,
+        start_method: str,
     ) -> None:
         self._config = config
         self._session = session
@@ -100,6 +102,8 @@ class Controller:
         self._run = run
         self._basetemp = basetemp
         self._max_restarts = max_restarts
+        self._spec = FORK if start_method == "fork" else "popen"
+        self._fork_child = fork_child_setup(config, session)
         self._replayer = Replayer(config)
         self._ledger = Ledger([i for w in work.values() for i in w.tests])
         self._transport = Transport()
@@ -117,6 +121,10 @@ class Controller:
     def run(self, waves: Sequence[Wave]) -> None:
         """Run every wave; always leaves no agent behind."""
         self._run.execution_started = time.perf_counter()
+        if self._spec == FORK:
+            # Keep the collector from touching (and so copying) every inherited object.
+            gc.collect()
+            gc.freeze()
         try:
             for wave in waves:
                 if self._stopping or self._should_stop():
@@ -125,6 +133,7 @@ class Controller:
         finally:
             self._transport.stop_all()
             self._run.execution_finished = time.perf_counter()
+            gc.unfreeze()
         if not self._stopping and not self._should_stop():
             self._report_lost()
 
@@ -155,7 +164,9 @@ class Controller:
         self._agents.clear()
 
     def _start_agents(self, wanted: list[tuple[str, str]]) -> None:
-        links = self._transport.start([(agent_id, "popen") for _, agent_id in wanted])
+        links = self._transport.start(
+            [(agent_id, self._spec) for _, agent_id in wanted], self._fork_child
+        )
         for (suite, agent_id), link in zip(wanted, links, strict=True):
             record = AgentRecord(agent_id, suite, link.host, link.spawn_started, pid=link.pid)
             self._run.agents[agent_id] = record
@@ -302,7 +313,7 @@ class Controller:
     def _agent_crashed(self, agent: _Agent, error: str) -> None:
         record = agent.record
         record.crashed = True
-        record.exit_detail = _exit_detail(agent.link, error)
+        record.exit_detail = agent.link.exit_detail(error)
         pool = self._pools[agent.suite]
         victim = agent.in_flight.popleft() if agent.in_flight else None
         rest = list(agent.in_flight)
@@ -376,21 +387,3 @@ class Controller:
     @property
     def reported(self) -> int:
         return self._ledger.reported()
-
-
-def _exit_detail(link: AgentLink, error: str) -> str:
-    popen = getattr(getattr(link.gateway, "_io", None), "popen", None)
-    code = None
-    if popen is not None:
-        try:
-            code = popen.wait(0.5)
-        except Exception:
-            code = None
-    if code is None:
-        return error
-    if code < 0:
-        try:
-            return f"killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with status {code}"

@@ -11,6 +11,7 @@ from typing import Final, final
 import pytest
 
 from .suites import SuiteRule, SuiteRuleError, parse_suite_rules
+from .transport import can_fork
 
 GROUP: Final = "parallel-agents"
 DEFAULT_ITEMS: Final = 5
@@ -82,7 +83,16 @@ def add_options(parser: pytest.Parser) -> None:
         default=False,
         help="merge this run's test durations into the durations file",
     )
+    group.addoption(
+        "--agents-start",
+        dest="agents_start",
+        metavar="fork|spawn",
+        default=None,
+        help="how local agents start: fork this process after collection (default on Linux) "
+        "or spawn fresh interpreters that collect their own files. ini: agents_start",
+    )
     parser.addini("agents", "default for --agents (N or auto)", default="")
+    parser.addini("agents_start", "default for --agents-start (fork or spawn)", default="")
     parser.addini("agents_items", "default for --agents-items", default="")
     parser.addini("agents_min_items", "default for --agents-min-items", default="")
     parser.addini("agents_metrics", "default for --agents-metrics", default="")
@@ -110,6 +120,7 @@ class Settings:
     durations_path: Path
     store_durations: bool
     rules: tuple[SuiteRule, ...]
+    start_method: str
 
     @property
     def classify(self) -> bool:
@@ -153,6 +164,11 @@ def load_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(
             "--agents and pytest-xdist's -n/--numprocesses both ask for parallel workers; use one"
         )
+    start_method = (option.agents_start or _ini(config, "agents_start") or "").strip().lower()
+    if start_method not in ("", "fork", "spawn"):
+        raise pytest.UsageError(f"--agents-start expects fork or spawn, got {start_method!r}")
+    if start_method == "fork" and not can_fork():
+        raise pytest.UsageError("--agents-start fork is not available on this platform")
     return Settings(
         agents=agents,
         agents_given=bool(raw_agents),
@@ -164,6 +180,7 @@ def load_settings(config: pytest.Config) -> Settings:
         durations_path=durations_path,
         store_durations=bool(option.agents_store_durations),
         rules=rules,
+        start_method=start_method or ("fork" if can_fork() else "spawn"),
     )
 
 

@@ -178,6 +178,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         run,
         basetemp=str(_basetemp(config)),
         max_restarts=max(4, 4 * plan.peak_agents),
+        start_method=settings.start_method,
     )
     try:
         controller.run(plan.waves)

@@ -15,3 +15,6 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 RUN_KEY = pytest.StashKey[RunState]()
 # The suite a collected test belongs to.
 SUITE_KEY = pytest.StashKey[str]()
+
+# What a forked agent must drop from the controller's stash, so it never acts as one.
+CONTROLLER_KEYS = (SETTINGS_KEY, RUN_KEY)

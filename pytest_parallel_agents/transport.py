@@ -1,27 +1,44 @@
-"""The execnet transport: gateways to agents, and a receiver that only decodes and enqueues."""
+"""The execnet transport: gateways to agents, and a receiver that only decodes and enqueues.
+
+Agents start in one of two ways, both ending in an execnet gateway that runs the same
+bootstrap, so everything above this module is one code path:
+
+- ``spawn``: an execnet spec (``popen`` here); a fresh interpreter imports pytest and
+  collects the agent's files itself;
+- ``fork`` (POSIX): the controller forks itself after collection and the child serves an
+  execnet gateway over a pair of pipes; it already holds the collected session, so it
+  neither imports nor collects anything.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
+import signal
+import subprocess
 import sys
 import threading
 import time
+import traceback
+import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final, final
+from typing import Any, Final, Protocol, final
 
 import execnet
+from execnet import gateway_base
 
 from .protocol import ChannelClosed, Command, Event, ProtocolError, decode, encode
 
-# Runs in the fresh interpreter of every agent; everything else lives in the agent module.
+# Runs in every agent; everything else lives in the agent module.
 _BOOTSTRAP: Final = """
-import sys
 if __name__ == "__channelexec__":
     from pytest_parallel_agents.agent import serve
     serve(channel)
 """
+FORK: Final = "fork"
 
 AgentEvent = tuple[str, Event]
 
@@ -43,6 +60,23 @@ def parse_spec(spec: str) -> execnet.XSpec:
     return xspec
 
 
+def can_fork() -> bool:
+    """Fork start is offered where fork is the platform's safe default (Linux and BSDs)."""
+    return hasattr(os, "fork") and sys.platform != "darwin" and not sys.platform.startswith("win")
+
+
+class Process(Protocol):
+    """What the controller needs of an agent's local process (a Popen or a forked child)."""
+
+    pid: int
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+
 @final
 @dataclass
 class AgentLink:
@@ -53,6 +87,7 @@ class AgentLink:
     channel: execnet.Channel
     host: str
     spawn_started: float
+    process: Process | None
 
     def send(self, command: Command) -> bool:
         """Send a command; False when the channel is already gone."""
@@ -60,18 +95,26 @@ class AgentLink:
             self.channel.send(encode(command))
         except (OSError, EOFError, ValueError, execnet.RemoteError):
             return False
-        except Exception as exc:  # execnet raises IOError subclasses it does not export
-            if "closed" in str(exc).lower():
-                return False
-            raise
         return True
 
     @property
     def pid(self) -> int | None:
-        popen = getattr(self.gateway, "_io", None)
-        popen = getattr(popen, "popen", None)
-        pid = getattr(popen, "pid", None)
-        return pid if isinstance(pid, int) else None
+        return None if self.process is None else self.process.pid
+
+    def exit_detail(self, fallback: str, timeout: float = 0.5) -> str:
+        """How the agent's process ended: exit status or signal name."""
+        if self.process is None:
+            return fallback
+        try:
+            code = self.process.wait(timeout)
+        except Exception:
+            return fallback
+        if code < 0:
+            try:
+                return f"killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exited with status {code}"
 
 
 @final
@@ -84,31 +127,100 @@ class Transport:
         self._links: dict[str, AgentLink] = {}
         self._closing: list[AgentLink] = []
         self._lock = threading.Lock()
+        self._fork_fds: dict[str, tuple[int, int]] = {}
 
-    def start(self, agents: list[tuple[str, str]]) -> list[AgentLink]:
-        """Start ``(agent_id, spec)`` agents concurrently; each starts its session on its own."""
-        if not agents:
-            return []
-        workers = min(len(agents), 8)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agent-start") as pool:
-            return list(pool.map(lambda pair: self._start_one(*pair), agents))
+    def start(
+        self, agents: list[tuple[str, str]], fork_child: Callable[[str], None] | None = None
+    ) -> list[AgentLink]:
+        """Start ``(agent_id, spec)`` agents; spec ``fork`` forks this process.
 
-    def _start_one(self, agent_id: str, spec: str) -> AgentLink:
+        ``fork_child(agent_id)`` runs in each forked child before it serves its gateway.
+        Forks happen first, all of them before any new gateway thread exists here.
+        """
+        forked: dict[str, tuple[int, int, int, float]] = {}
+        for agent_id, spec in agents:
+            if spec == FORK:
+                if fork_child is None:
+                    raise ValueError("fork start needs a fork_child callback")
+                forked[agent_id] = self._fork(agent_id, fork_child)
+        links: dict[str, AgentLink] = {}
+        for agent_id, (pid, read_fd, write_fd, started) in forked.items():
+            links[agent_id] = self._connect_forked(agent_id, pid, read_fd, write_fd, started)
+        spawned = [(a, s) for a, s in agents if s != FORK]
+        if spawned:
+            with ThreadPoolExecutor(
+                max_workers=min(len(spawned), 8), thread_name_prefix="agent-start"
+            ) as pool:
+                for link in pool.map(lambda pair: self._spawn(*pair), spawned):
+                    links[link.agent_id] = link
+        return [links[agent_id] for agent_id, _ in agents]
+
+    def _spawn(self, agent_id: str, spec: str) -> AgentLink:
         started = time.perf_counter()
         xspec = parse_spec(spec)
         if xspec.popen and not xspec.python:
             spec = f"{spec}//python={sys.executable}"
         gateway = self._group.makegateway(spec + f"//id={agent_id}")
-        channel = gateway.remote_exec(_BOOTSTRAP)
         host = "popen" if xspec.popen else str(xspec.ssh or xspec.socket or "remote")
-        link = AgentLink(agent_id, gateway, channel, host, started)
+        # execnet keeps the Popen of local gateways here; there is no public accessor.
+        process = getattr(getattr(gateway, "_io", None), "popen", None)
+        return self._open(agent_id, gateway, host, started, process)
+
+    def _fork(
+        self, agent_id: str, fork_child: Callable[[str], None]
+    ) -> tuple[int, int, int, float]:
+        started = time.perf_counter()
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        inherited = [fd for pair in self._fork_fds.values() for fd in pair]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with warnings.catch_warnings():
+            # 3.12+ warns about forking with threads alive; ours only wait on pipes.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child, which never returns
+            _serve_forked_child(
+                agent_id,
+                to_child_r,
+                from_child_w,
+                [*inherited, to_child_w, from_child_r],
+                fork_child,
+            )
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._fork_fds[agent_id] = (from_child_r, to_child_w)
+        return pid, from_child_r, to_child_w, started
+
+    def _connect_forked(
+        self, agent_id: str, pid: int, read_fd: int, write_fd: int, started: float
+    ) -> AgentLink:
+        process = ForkedProcess(pid)
+        io = _ForkedIO(
+            os.fdopen(write_fd, "wb", buffering=0),
+            os.fdopen(read_fd, "rb", buffering=0),
+            self._group.execmodel,
+            process,
+        )
+        gateway = execnet.Gateway(io, execnet.XSpec(f"popen//id={agent_id}"))
+        # Registering makes gateway.exit() and Group.terminate() handle it like any other.
+        self._group._register(gateway)
+        return self._open(agent_id, gateway, "popen", started, process)
+
+    def _open(
+        self,
+        agent_id: str,
+        gateway: execnet.Gateway,
+        host: str,
+        started: float,
+        process: Any,
+    ) -> AgentLink:
+        channel = gateway.remote_exec(_BOOTSTRAP)
+        link = AgentLink(agent_id, gateway, channel, host, started, process)
         with self._lock:
             self._links[agent_id] = link
-        channel.setcallback(self._receiver(agent_id), endmarker=_END)
+        channel.setcallback(_Receiver(agent_id, self.events), endmarker=_END)
         return link
-
-    def _receiver(self, agent_id: str) -> _Receiver:
-        return _Receiver(agent_id, self.events)
 
     def stop(self, agent_id: str) -> None:
         """Ask an agent's gateway to end, without waiting; stop_all reaps it."""
@@ -132,6 +244,11 @@ class Transport:
         for link in links:
             _reap(link, max(0.0, deadline - time.monotonic()))
         self._group.terminate(timeout=timeout)
+        for read_fd, write_fd in self._fork_fds.values():
+            for fd in (read_fd, write_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._fork_fds.clear()
 
 
 _END: Final = object()
@@ -157,6 +274,82 @@ class _Receiver:
         self._events.put((self._agent_id, event))  # type: ignore[arg-type]
 
 
+@final
+class ForkedProcess:
+    """A forked child, with the parts of subprocess.Popen the transport and execnet use."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"agent pid {self.pid}", timeout or 0.0)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        return code
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
+class _ForkedIO(gateway_base.Popen2IO):
+    """Controller end of a forked agent's pipes; execnet's terminate() waits and kills here."""
+
+    def __init__(self, outfile: Any, infile: Any, execmodel: Any, process: ForkedProcess) -> None:
+        super().__init__(outfile, infile, execmodel)
+        self.popen = process
+
+    def wait(self) -> int | None:
+        return self.popen.wait()
+
+    def kill(self) -> None:
+        self.popen.kill()
+
+
+def _serve_forked_child(
+    agent_id: str,
+    read_fd: int,
+    write_fd: int,
+    close_fds: list[int],
+    fork_child: Callable[[str], None],
+) -> None:  # pragma: no cover - runs in the child
+    code = 70
+    try:
+        for fd in close_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        fork_child(agent_id)
+        io = gateway_base.Popen2IO(
+            os.fdopen(write_fd, "wb", buffering=0),
+            os.fdopen(read_fd, "rb", buffering=0),
+            gateway_base.get_execmodel("thread"),
+        )
+        gateway_base.serve(io, id=agent_id)  # type: ignore[arg-type]
+        code = 0
+    except BaseException:
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
 def _exit_gateway(link: AgentLink) -> None:
     # Ending the gateway (not just the channel) is what makes the agent process exit.
     with contextlib.suppress(Exception):
@@ -164,11 +357,11 @@ def _exit_gateway(link: AgentLink) -> None:
 
 
 def _reap(link: AgentLink, timeout: float) -> None:
-    popen = getattr(getattr(link.gateway, "_io", None), "popen", None)
-    if popen is None:
+    if link.process is None:
         return
     try:
-        popen.wait(timeout)
+        link.process.wait(timeout)
     except Exception:
-        popen.kill()
-        popen.wait()
+        link.process.kill()
+        with contextlib.suppress(Exception):
+            link.process.wait(5.0)
