@@ -325,7 +325,7 @@ class AgentSession:
         cache = getattr(config, "cache", None)
         if cache is not None:
             _make_read_only(cache)
-        self._items = {index: session.items[index] for index, _ in self.start.tests}
+        self._items = {index: session.items[index] for index in self.start.tests}
         self._sender.send(AgentReady(PROTOCOL_VERSION, os.getpid(), len(self._items), (), ""))
         self.ready_sent = True
 
@@ -363,7 +363,7 @@ class AgentSession:
         for item in session.items:
             by_nodeid.setdefault(item.nodeid, deque()).append(item)
         missing: list[int] = []
-        for index, nodeid in self.start.tests:
+        for index, nodeid in zip(self.start.tests, self.start.nodeids, strict=True):
             found = by_nodeid.get(nodeid)
             if found:
                 self._items[index] = found.popleft()

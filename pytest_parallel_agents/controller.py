@@ -37,7 +37,7 @@ from .transport import FORK, AgentLink, Transport
 
 # Tests an agent should hold before it needs more; refilled at half, so it never waits.
 _MIN_WINDOW: Final = 2
-_MAX_WINDOW: Final = 64
+_MAX_WINDOW: Final = 256
 # Predicted seconds of work an agent should hold: enough to hide one round trip.
 _WINDOW_SECONDS: Final = 0.25
 _EVENT_POLL: Final = 0.5
@@ -185,7 +185,10 @@ class Controller:
                     invocation_dir=str(self._config.invocation_params.dir),
                     sys_path=self._sys_path,
                     basetemp=os.path.join(self._basetemp, agent_id),
-                    tests=tuple((i, self._items[i].nodeid) for i in work.tests),
+                    tests=tuple(work.tests),
+                    nodeids=()
+                    if self._spec == FORK
+                    else tuple(self._items[i].nodeid for i in work.tests),
                     files=work.files,
                     forward_output=self._forward_output,
                     parent_pid=os.getpid(),

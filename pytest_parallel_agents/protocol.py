@@ -34,8 +34,11 @@ class StartSession:
     invocation_dir: str
     sys_path: tuple[str, ...]
     basetemp: str
-    # (index, nodeid) of every test of the suite; RunTests refers to these indices.
-    tests: tuple[tuple[int, str], ...]
+    # Every test of the suite, by its index in the controller's items; RunTests uses these.
+    tests: tuple[int, ...]
+    # Their node ids, for an agent that collects for itself; empty for a forked agent,
+    # which holds the controller's items already.
+    nodeids: tuple[str, ...]
     # Files holding those tests; the agent skips collecting any other file.
     files: tuple[str, ...]
     forward_output: bool

@@ -53,7 +53,8 @@ class Replayer:
         agent_id: str,
     ) -> None:
         hook = self._hook
-        location = item.location
+        # The agent computed the location already; item.location costs file-system calls here.
+        location = _location(reports[0]) if reports else item.location
         hook.pytest_runtest_logstart(nodeid=item.nodeid, location=location)
         for data in reports:
             report = hook.pytest_report_from_serializable(config=self._config, data=data)
@@ -99,6 +100,11 @@ class Replayer:
                 "location": None,
             }
         )
+
+
+def _location(data: SerializedReport) -> tuple[str, int | None, str]:
+    path, lineno, domain = data["location"]
+    return str(path), lineno, str(domain)
 
 
 def _category(module: str, qualname: str) -> type[Warning]:
