@@ -32,7 +32,7 @@ from .protocol import (
 from .replay import Ledger, Replayer
 from .runstate import AgentRecord, RunState
 from .scheduling import SuiteQueue, WorkUnit
-from .sizing import Wave
+from .sizing import Plan, SuitePlan
 from .transport import FORK, AgentLink, Transport
 
 # Tests an agent should hold before it needs more; refilled at half, so it never waits.
@@ -110,6 +110,7 @@ class Controller:
         self._agents: dict[str, _Agent] = {}
         self._pools: dict[str, _Pool] = {}
         self._stopping = False
+        self._exclusive_running = False
         self._sys_path = tuple(sys.path)
         self._args = tuple(config.invocation_params.args)
         self._total_agents = run.plan.peak_agents if run.plan else 1
@@ -118,18 +119,30 @@ class Controller:
 
     # --- the run ------------------------------------------------------------------------
 
-    def run(self, waves: Sequence[Wave]) -> None:
-        """Run every wave; always leaves no agent behind."""
+    def run(self, plan: Plan) -> None:
+        """Run every suite of the plan; always leaves no agent behind.
+
+        Suites start in the plan's wave order, each as soon as enough of the budget is free
+        (a finished suite's slots go to the next one without waiting for its whole wave);
+        an exclusive suite starts only when nothing runs, and nothing starts beside it.
+        """
         self._run.execution_started = time.perf_counter()
         if self._spec == FORK:
             # Keep the collector from touching (and so copying) every inherited object.
             gc.collect()
             gc.freeze()
+        pending = deque((suite, wave.exclusive) for wave in plan.waves for suite in wave.suites)
         try:
-            for wave in waves:
+            self._start_ready(pending, plan.budget)
+            while pending or self._live_agents():
+                try:
+                    agent_id, event = self._transport.events.get(timeout=_EVENT_POLL)
+                except queue.Empty:
+                    continue
+                self._handle(agent_id, event)
                 if self._stopping or self._should_stop():
-                    break
-                self._run_wave(wave)
+                    pending.clear()
+                self._start_ready(pending, plan.budget)
         finally:
             self._transport.stop_all()
             self._run.execution_finished = time.perf_counter()
@@ -137,31 +150,43 @@ class Controller:
         if not self._stopping and not self._should_stop():
             self._report_lost()
 
-    def _run_wave(self, wave: Wave) -> None:
-        self._pools = {}
+    def _live_agents(self) -> int:
+        return sum(1 for agent in self._agents.values() if not agent.finished)
+
+    def _start_ready(self, pending: deque[tuple[SuitePlan, bool]], budget: int) -> None:
         starts: list[_Pool] = []
-        for plan in wave.suites:
-            work = self._work[plan.name]
-            names = [f"{plan.name}-{n}" for n in range(plan.agents)]
+        while pending:
+            suite, exclusive = pending[0]
+            live = self._live_agents() + sum(pool.size for pool in starts)
+            if self._exclusive_running and live:
+                break
+            if exclusive and live:
+                break
+            if live and live + suite.agents > budget:
+                break
+            pending.popleft()
+            self._exclusive_running = exclusive
+            work = self._work[suite.name]
+            names = [f"{suite.name}-{n}" for n in range(suite.agents)]
             pool = _Pool(
                 work,
                 SuiteQueue(work.units, names, durations_known=work.durations_known),
-                plan.agents,
+                suite.agents,
             )
-            pool.next_number = plan.agents
-            self._pools[plan.name] = pool
+            pool.next_number = suite.agents
+            self._pools[suite.name] = pool
             starts.append(pool)
-            self._run.suite_started[plan.name] = time.perf_counter()
-        self._start_agents(
-            [(pool.work.name, f"{pool.work.name}-{n}") for pool in starts for n in range(pool.size)]
-        )
-        while any(not a.finished for a in self._agents.values()):
-            try:
-                agent_id, event = self._transport.events.get(timeout=_EVENT_POLL)
-            except queue.Empty:
-                continue
-            self._handle(agent_id, event)
-        self._agents.clear()
+            self._run.suite_started[suite.name] = time.perf_counter()
+            if exclusive:
+                break
+        if starts:
+            self._start_agents(
+                [
+                    (pool.work.name, f"{pool.work.name}-{n}")
+                    for pool in starts
+                    for n in range(pool.size)
+                ]
+            )
 
     def _start_agents(self, wanted: list[tuple[str, str]]) -> None:
         links = self._transport.start(

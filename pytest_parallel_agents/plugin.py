@@ -181,7 +181,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         start_method=settings.start_method,
     )
     try:
-        controller.run(plan.waves)
+        controller.run(plan)
     finally:
         run.tests_reported = controller.reported
     _run_serial(session, serial, run)

@@ -172,7 +172,11 @@ class Transport:
         started = time.perf_counter()
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        inherited = [fd for pair in self._fork_fds.values() for fd in pair]
+        # Other agents' pipe ends must not live on in this child, or their EOF never comes.
+        # The numbers may be stale (reused since); closing a stale one in the child is
+        # harmless as long as it is not one of the child's own.
+        own = {to_child_r, from_child_w, 0, 1, 2}
+        inherited = [fd for pair in self._fork_fds.values() for fd in pair if fd not in own]
         sys.stdout.flush()
         sys.stderr.flush()
         with warnings.catch_warnings():
@@ -228,6 +232,7 @@ class Transport:
             link = self._links.pop(agent_id, None)
             if link is not None:
                 self._closing.append(link)
+            self._fork_fds.pop(agent_id, None)
         if link is not None:
             _exit_gateway(link)
 
@@ -244,10 +249,6 @@ class Transport:
         for link in links:
             _reap(link, max(0.0, deadline - time.monotonic()))
         self._group.terminate(timeout=timeout)
-        for read_fd, write_fd in self._fork_fds.values():
-            for fd in (read_fd, write_fd):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
         self._fork_fds.clear()
 
 
