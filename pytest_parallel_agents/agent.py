@@ -25,6 +25,7 @@ from .protocol import (
     AgentFinished,
     AgentReady,
     Command,
+    CompactPass,
     Event,
     OutputForwarded,
     ProtocolError,
@@ -32,6 +33,7 @@ from .protocol import (
     SerializedReport,
     Shutdown,
     StartSession,
+    TestResult,
     TestsReported,
     WarningData,
     decode,
@@ -213,9 +215,6 @@ class _Sender:
             self._channel.send(encode(event))
 
 
-TestResult = tuple[int, tuple[SerializedReport, ...], tuple[WarningData, ...], float]
-
-
 @final
 class _ResultBuffer:
     """Finished tests wait here at most _FLUSH_DELAY seconds before travelling as one message."""
@@ -271,7 +270,7 @@ class AgentSession:
         self._buffer = _ResultBuffer(sender)
         self._files = frozenset(Path(f) for f in start.files)
         self._items: dict[int, pytest.Item] = {}
-        self._reports: list[SerializedReport] = []
+        self._reports: list[pytest.TestReport] = []
         self._warnings: list[WarningData] = []
         self._in_test = False
         self._collect_errors: list[str] = []
@@ -449,7 +448,15 @@ class AgentSession:
         finally:
             self._in_test = False
         busy = time.perf_counter() - started
-        self._buffer.add((index, tuple(self._reports), tuple(self._warnings), busy))
+        reports = self._reports
+        passed = _compact(reports)
+        serialized: tuple[SerializedReport, ...] = ()
+        if passed is None:
+            config = self._config
+            assert config is not None
+            to_serializable = config.hook.pytest_report_to_serializable
+            serialized = tuple(to_serializable(config=config, report=r) for r in reports)
+        self._buffer.add((index, serialized, passed, tuple(self._warnings), busy))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         config = self._config
@@ -458,8 +465,7 @@ class AgentSession:
             # Plugins settle a test's outcome here from state local to this process (pytest's
             # subtests fail a test whose subtests failed): settle it before it travels.
             config.hook.pytest_report_teststatus(report=report, config=config)
-        data = config.hook.pytest_report_to_serializable(config=config, report=report)
-        self._reports.append(data)
+        self._reports.append(report)
 
     def pytest_warning_recorded(
         self,
@@ -487,6 +493,52 @@ class AgentSession:
 
     def flush(self) -> None:
         self._buffer.close()
+
+
+# Attributes every TestReport has; a report with any other (wasxfail, a plugin's) is not plain.
+_PLAIN_ATTRS: Final = frozenset(
+    {
+        "nodeid",
+        "location",
+        "keywords",
+        "outcome",
+        "longrepr",
+        "when",
+        "user_properties",
+        "sections",
+        "duration",
+        "start",
+        "stop",
+    }
+)
+
+
+def _compact(reports: list[pytest.TestReport]) -> CompactPass | None:
+    """The compact form of a test whose every phase passed plainly, else None."""
+    if not reports:
+        return None
+    phases: list[tuple[str, float, float, float]] = []
+    for report in reports:
+        if (
+            type(report) is not pytest.TestReport
+            or report.outcome != "passed"
+            or report.longrepr is not None
+            or report.sections
+            or report.user_properties
+            or not _PLAIN_ATTRS.issuperset(report.__dict__)
+        ):
+            return None
+        phases.append(
+            (
+                report.when,
+                report.duration,
+                getattr(report, "start", 0.0),
+                getattr(report, "stop", 0.0),
+            )
+        )
+    first = reports[0]
+    path, lineno, domain = first.location
+    return (str(path), lineno, str(domain)), tuple(first.keywords), tuple(phases)
 
 
 def _make_read_only(cache: Any) -> None:

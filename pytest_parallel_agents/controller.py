@@ -27,6 +27,7 @@ from .protocol import (
     RunTests,
     Shutdown,
     StartSession,
+    TestResult,
     TestsReported,
 )
 from .replay import Ledger, Replayer
@@ -260,11 +261,11 @@ class Controller:
     def _tests_reported(
         self,
         agent: _Agent,
-        results: Sequence[tuple[int, tuple[dict[str, object], ...], tuple[object, ...], float]],
+        results: Sequence[TestResult],
     ) -> None:
         pool = self._pools[agent.suite]
         record = agent.record
-        for index, reports, warning_data, busy in results:
+        for index, reports, passed, warning_data, busy in results:
             if agent.in_flight and agent.in_flight[0] == index:
                 agent.in_flight.popleft()
             else:
@@ -275,7 +276,7 @@ class Controller:
             pool.done_tests += 1
             pool.busy += busy
             if self._ledger.record(index):
-                self._replayer.test(self._items[index], reports, warning_data, agent.record.id)  # type: ignore[arg-type]
+                self._replayer.test(self._items[index], reports, passed, warning_data, record.id)
             else:
                 self._run.duplicates.append(self._items[index].nodeid)
         if self._should_stop():

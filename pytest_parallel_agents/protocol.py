@@ -76,11 +76,23 @@ class AgentReady:
     missing_reason: str
 
 
+# A test whose phases all passed plainly (no output, no properties, nothing extra) travels
+# as (location, keywords, ((when, duration, start, stop), ...)) instead of full reports:
+# most tests are such, and full reports cost the controller more than the test itself.
+CompactPass: TypeAlias = tuple[
+    tuple[str, "int | None", str], tuple[str, ...], tuple[tuple[str, float, float, float], ...]
+]
+# (index, full serialized reports or (), compact pass or None, warnings, busy seconds)
+TestResult: TypeAlias = tuple[
+    int, tuple[SerializedReport, ...], "CompactPass | None", tuple["WarningData", ...], float
+]
+
+
 @dataclass(frozen=True)
 class TestsReported:
-    """Finished tests: (index, serialized reports of all phases, warnings, busy seconds)."""
+    """Finished tests, in the order they finished."""
 
-    results: tuple[tuple[int, tuple[SerializedReport, ...], tuple[WarningData, ...], float], ...]
+    results: tuple[TestResult, ...]
     __test__ = False  # not a pytest test class, despite its name
 
 
@@ -172,8 +184,8 @@ def decode(data: Wire) -> Command | Event:
         raise ProtocolError(f"{data[0]} carries {len(values)} fields, expected {len(fields)}")
     if cls is TestsReported:
         values[0] = tuple(
-            (index, tuple(reports), tuple(WarningData(*w) for w in warnings), busy)
-            for index, reports, warnings, busy in values[0]
+            (index, tuple(reports), passed, tuple(WarningData(*w) for w in warnings), busy)
+            for index, reports, passed, warnings, busy in values[0]
         )
     elif cls is AgentFinished:
         values[2] = tuple(WarningData(*w) for w in values[2])

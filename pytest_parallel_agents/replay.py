@@ -5,11 +5,11 @@ from __future__ import annotations
 import importlib
 import warnings
 from collections.abc import Sequence
-from typing import final
+from typing import Literal, final
 
 import pytest
 
-from .protocol import SerializedReport, WarningData
+from .protocol import CompactPass, SerializedReport, WarningData
 
 
 @final
@@ -49,18 +49,31 @@ class Replayer:
         self,
         item: pytest.Item,
         reports: Sequence[SerializedReport],
+        passed: CompactPass | None,
         warning_data: Sequence[WarningData],
         agent_id: str,
     ) -> None:
         hook = self._hook
-        # The agent computed the location already; item.location costs file-system calls here.
-        location = _location(reports[0]) if reports else item.location
-        hook.pytest_runtest_logstart(nodeid=item.nodeid, location=location)
-        for data in reports:
-            report = hook.pytest_report_from_serializable(config=self._config, data=data)
-            report.agent_id = agent_id  # lets report consumers tell which agent ran it
-            hook.pytest_runtest_logreport(report=report)
-        hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=location)
+        nodeid = item.nodeid
+        if passed is not None:
+            location, keywords, phases = passed
+            # One keywords dict for all phases, as TestReport.from_item_and_call would build.
+            keyword_map: dict[str, Literal[1]] = dict.fromkeys(keywords, 1)
+            hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+            for when, duration, start, stop in phases:
+                report = _passed(nodeid, location, keyword_map, when, duration, start, stop)
+                report.agent_id = agent_id  # type: ignore[attr-defined]
+                hook.pytest_runtest_logreport(report=report)
+            hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+        else:
+            # The agent computed the location already; item.location costs file-system calls.
+            location = _location(reports[0]) if reports else item.location
+            hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+            for data in reports:
+                report = hook.pytest_report_from_serializable(config=self._config, data=data)
+                report.agent_id = agent_id  # lets report consumers tell which agent ran it
+                hook.pytest_runtest_logreport(report=report)
+            hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
         for data_ in warning_data:
             self.warning(data_)
 
@@ -99,6 +112,43 @@ class Replayer:
                 "nodeid": data.nodeid,
                 "location": None,
             }
+        )
+
+
+def _passed(
+    nodeid: str,
+    location: tuple[str, int | None, str],
+    keywords: dict[str, Literal[1]],
+    when: str,
+    duration: float,
+    start: float,
+    stop: float,
+) -> pytest.TestReport:
+    try:
+        return pytest.TestReport(
+            nodeid,
+            location,
+            keywords,
+            "passed",
+            None,
+            when,  # type: ignore[arg-type]
+            [],
+            duration,
+            start,
+            stop,
+            user_properties=[],
+        )
+    except TypeError:  # pytest before 8.x had no start/stop
+        return pytest.TestReport(
+            nodeid,
+            location,
+            keywords,
+            "passed",
+            None,
+            when,  # type: ignore[arg-type]
+            [],
+            duration,
+            user_properties=[],
         )
 
 

@@ -45,7 +45,18 @@ MESSAGES = [
     RunTests((1, 2, 3)),
     Shutdown(drop_pending=True),
     AgentReady(PROTOCOL_VERSION, 42, 10, (3,), "not collected"),
-    TestsReported(((1, ({"when": "call", "outcome": "passed"},), (WARNING,), 0.25),)),
+    TestsReported(
+        (
+            (1, ({"when": "call", "outcome": "failed"},), None, (WARNING,), 0.25),
+            (
+                2,
+                (),
+                (("t.py", 3, "test_x"), ("test_x", "t.py"), (("call", 0.1, 1.0, 1.1),)),
+                (),
+                0.1,
+            ),
+        )
+    ),
     OutputForwarded("hello\n"),
     AgentFinished(0, 51200, (WARNING,)),
     AgentFailed("Traceback ..."),
@@ -60,7 +71,7 @@ def test_round_trip(message: object) -> None:
 def test_encoding_is_plain_builtins() -> None:
     wire = encode(MESSAGES[4])
     assert wire[0] == "TestsReported"
-    assert wire[1][0][2][0] == tuple(WARNING.__dict__.values())
+    assert wire[1][0][3][0] == tuple(WARNING.__dict__.values())
 
 
 @pytest.mark.parametrize(
