@@ -141,8 +141,12 @@ def _serve_forked(start: StartSession, inbox: Inbox, sender: _Sender, forked: _F
         agent.adopt(config, session)
         agent.output.start()
         agent.pytest_runtestloop(session)
-        config.hook.pytest_sessionfinish(session=session, exitstatus=0)
-        config.hook.pytest_unconfigure(config=config)
+        # Session and configure hooks ran once, in the controller, and run their finish there
+        # too: calling them here would undo the controller's setup under the other agents.
+        # Only this agent's own fixtures are torn down (usually done by the last test already).
+        runner = config.pluginmanager.get_plugin("runner")
+        if runner is not None:
+            runner.pytest_sessionfinish(session)
     except BaseException:
         sender.send(AgentFailed(traceback.format_exc()))
         return

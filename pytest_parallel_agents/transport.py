@@ -13,6 +13,7 @@ bootstrap, so everything above this module is one code path:
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import queue
 import signal
@@ -179,6 +180,9 @@ class Transport:
         inherited = [fd for pair in self._fork_fds.values() for fd in pair if fd not in own]
         sys.stdout.flush()
         sys.stderr.flush()
+        # An armed faulthandler watchdog (a controller nested in a test with a timeout) has
+        # no thread in the child, and cancelling it there deadlocks: disarm it first.
+        faulthandler.cancel_dump_traceback_later()
         with warnings.catch_warnings():
             # 3.12+ warns about forking with threads alive; ours only wait on pipes.
             warnings.simplefilter("ignore", DeprecationWarning)

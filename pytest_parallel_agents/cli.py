@@ -1,0 +1,363 @@
+"""The ``pytest-parallel-agents`` console script; ``merge`` combines the artifacts of shards."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import stat
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from . import __version__
+from .durations import DurationsError, parse_durations
+from .merging import (
+    DurationsSource,
+    classify_json,
+    count_cases,
+    is_junit,
+    junit_cases,
+    merge_durations,
+    merge_junit,
+    merge_metrics,
+    metrics_problem,
+    shard_warnings,
+)
+
+PROG = "pytest-parallel-agents"
+EXIT_OK = 0
+EXIT_FAILED = 1  # an output could not be written
+EXIT_USAGE = 4
+JUNIT_OUT = "junit.xml"
+DURATIONS_OUT = ".test_durations"
+METRICS_OUT = "metrics.json"
+# How much of a file is read to tell whether it may be XML or JSON at all.
+_PEEK = 512
+_BOM = b"\xef\xbb\xbf"
+
+
+class UsageError(Exception):
+    """A command line that cannot be run; exit status 4 with one ``ERROR:`` line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the console script and of ``python -m pytest_parallel_agents``."""
+    parser = _Parser(prog=PROG, description="Tools for pytest-parallel-agents runs.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    merge = commands.add_parser(
+        "merge",
+        help="merge the JUnit XML, durations and metrics files of sharded runs",
+        description=(
+            "Merge the artifacts of a suite run as several shards: JUnit XML reports, "
+            "durations files ({nodeid: seconds}) and metrics files. Each PATH is a file, or a "
+            "directory searched recursively; artifacts are recognised by their content. "
+            f"Writes DIR/{JUNIT_OUT}, DIR/{DURATIONS_OUT} and DIR/{METRICS_OUT}, each only "
+            "when at least one input of its kind was found."
+        ),
+    )
+    merge.add_argument("paths", nargs="*", metavar="PATH", help="an artifact file or a directory")
+    merge.add_argument(
+        "-o", "--out", metavar="DIR", help="directory for the merged files (created if missing)"
+    )
+    return parser
+
+
+# --- discovery -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A file to examine; ``explicit`` when it was named on the command line."""
+
+    path: Path
+    explicit: bool
+
+
+def _natural(name: str) -> list[tuple[int, int, str]]:
+    """Sort key under which shard2 comes before shard10."""
+    return [(0, int(t), t) if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
+
+
+def _walk(top: Path) -> Iterator[Path]:
+    for directory, dirnames, filenames in os.walk(top):
+        dirnames.sort(key=_natural)
+        for name in sorted(filenames, key=_natural):
+            yield Path(directory, name)
+
+
+def discover(paths: Sequence[str]) -> list[Candidate]:
+    """Every file named or found under a named directory, once each, in command-line order.
+
+    A directory's files come before its subdirectories', each level in natural name order.
+    """
+    found: dict[str, Candidate] = {}
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            entries = [Candidate(p, False) for p in _walk(path)]
+        else:
+            entries = [Candidate(path, True)]
+        for entry in entries:
+            key = os.path.realpath(entry.path)
+            if key not in found:
+                found[key] = entry
+            elif entry.explicit and not found[key].explicit:
+                found[key] = Candidate(found[key].path, True)
+    return list(found.values())
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+@dataclass
+class Found:
+    """The artifacts read, per kind, in discovery order, and the warnings met on the way."""
+
+    junit: list[tuple[Path, ET.Element]] = field(default_factory=list)
+    durations: list[tuple[Path, DurationsSource]] = field(default_factory=list)
+    metrics: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.junit or self.durations or self.metrics)
+
+
+def _looks_like_artifact(path: Path) -> bool:
+    """Whether a file's name suggests an artifact, so that failing to parse it deserves a word."""
+    name = path.name.lower()
+    return path.suffix.lower() in (".xml", ".json") or "durations" in name
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def read_artifact(candidate: Candidate, found: Found) -> None:
+    """Recognise one file by its content and add it to ``found``; never modifies the file.
+
+    A file named on the command line that is not an artifact is skipped with a warning. Of
+    the files the directory walk met, those that are well-formed but not artifacts (other XML
+    or JSON, other files) are skipped silently; those that fail to parse are skipped with a
+    warning when their name suggests an artifact (``*.xml``, ``*.json``, ``*durations*``), as
+    a truncated report would. A file that cannot be read, or a recognised artifact with bad
+    content, is always skipped with a warning.
+    """
+    path, explicit = candidate.path, candidate.explicit
+
+    def skip(reason: str, *, always: bool = False, malformed: bool = False) -> None:
+        if always or explicit or (malformed and _looks_like_artifact(path)):
+            found.warnings.append(f"WARNING: skipped {path}: {_one_line(reason)}")
+            found.skipped += 1
+
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            skip("not a regular file", malformed=True)
+            return
+        with path.open("rb") as handle:
+            head = handle.read(_PEEK)
+            lead = head.removeprefix(_BOM).lstrip()[:1]
+            if lead not in (b"<", b"{", b"["):
+                skip(
+                    "empty file" if not head.strip() else "not JUnit XML, durations or metrics",
+                    malformed=True,
+                )
+                return
+            data = head + handle.read()
+    except OSError as exc:
+        skip(f"cannot read it: {exc.strerror or exc}", always=True)
+        return
+
+    if lead == b"<":
+        try:
+            root = ET.fromstring(data)
+        except ET.ParseError as exc:
+            skip(f"not well-formed XML: {exc}", malformed=True)
+            return
+        if is_junit(root):
+            found.junit.append((path, root))
+        else:
+            skip(f"XML root <{root.tag}> is not <testsuites> or <testsuite>")
+        return
+
+    try:
+        document = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        skip("not UTF-8 text", malformed=True)
+        return
+    except (json.JSONDecodeError, RecursionError) as exc:
+        reason = (
+            f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+            if isinstance(exc, json.JSONDecodeError)
+            else "nested too deeply"
+        )
+        skip(f"not valid JSON: {reason}", malformed=True)
+        return
+    kind = classify_json(document)
+    if kind == "metrics":
+        problem = metrics_problem(document)
+        if problem is not None:
+            skip(f"malformed metrics file: {problem}", always=True)
+        else:
+            found.metrics.append((path, document))
+    elif kind == "durations":
+        try:
+            durations = parse_durations(data.decode("utf-8-sig"), str(path))
+        except DurationsError as exc:
+            found.warnings.append(f"WARNING: skipped: {_one_line(exc)}")
+            found.skipped += 1
+            return
+        source = DurationsSource(os.path.realpath(path), info.st_mtime_ns, durations)
+        found.durations.append((path, source))
+    else:
+        skip("JSON that is neither a durations nor a metrics file")
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then move it over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def junit_text(root: ET.Element) -> str:
+    """A JUnit document as pytest writes one: an XML declaration, then the tree."""
+    return '<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def run_merge(paths: Sequence[str], out: str | None, stdout: TextIO, stderr: TextIO) -> int:
+    """The ``merge`` command; returns the exit status."""
+    if not paths:
+        raise UsageError("merge: no PATH given (files or directories holding the artifacts)")
+    if out is None:
+        raise UsageError("merge: --out DIR is required")
+    for raw in paths:
+        if not os.path.exists(raw):
+            raise UsageError(f"merge: {raw} does not exist")
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"merge: --out {out} exists and is not a directory")
+
+    candidates = discover(paths)
+    found = Found()
+    for candidate in candidates:
+        read_artifact(candidate, found)
+    metrics_documents = [document for _, document in found.metrics]
+    found.warnings.extend(f"WARNING: {line}" for line in shard_warnings(metrics_documents))
+    for line in found.warnings:
+        print(line, file=stderr)
+    if found.empty:
+        raise UsageError(
+            "merge: no JUnit XML, durations or metrics files found in " + ", ".join(paths)
+        )
+
+    outputs = [
+        target
+        for target, present in (
+            (out_dir / JUNIT_OUT, found.junit),
+            (out_dir / DURATIONS_OUT, found.durations),
+            (out_dir / METRICS_OUT, found.metrics),
+        )
+        if present
+    ]
+    for candidate in candidates:
+        for target in outputs:
+            if _same_file(candidate.path, target):
+                raise UsageError(
+                    f"merge: input {candidate.path} would be overwritten by the merge; "
+                    "choose another --out"
+                )
+
+    lines: list[str] = []
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if found.junit:
+            merged = merge_junit([root for _, root in found.junit])
+            counts = count_cases(junit_cases(merged))
+            write_atomically(out_dir / JUNIT_OUT, junit_text(merged))
+            lines.append(
+                f"merged {_plural(len(found.junit), 'JUnit XML file')} "
+                f"({_plural(counts.tests, 'test case')}: {counts.failures} failed, "
+                f"{_plural(counts.errors, 'error')}, {counts.skipped} skipped) "
+                f"-> {out_dir / JUNIT_OUT}"
+            )
+        if found.durations:
+            durations = merge_durations([source for _, source in found.durations])
+            write_atomically(out_dir / DURATIONS_OUT, json.dumps(durations, indent=2) + "\n")
+            lines.append(
+                f"merged {_plural(len(found.durations), 'durations file')} "
+                f"({_plural(len(durations), 'test')}) -> {out_dir / DURATIONS_OUT}"
+            )
+        if found.metrics:
+            document = merge_metrics(metrics_documents)
+            write_atomically(out_dir / METRICS_OUT, json.dumps(document, indent=2) + "\n")
+            lines.append(
+                f"merged {_plural(len(found.metrics), 'metrics file')} -> {out_dir / METRICS_OUT}"
+            )
+    except OSError as exc:
+        print(f"ERROR: merge: cannot write to {out_dir}: {_one_line(exc)}", file=stderr)
+        return EXIT_FAILED
+    if found.skipped:
+        lines.append(f"{_plural(found.skipped, 'file')} skipped (see the warnings above)")
+    for line in lines:
+        print(line, file=stdout)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the console script; returns the exit status (4 on a usage error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise UsageError(f"no command given; see {PROG} --help")
+        return run_merge(args.paths, args.out, sys.stdout, sys.stderr)
+    except UsageError as exc:
+        print(f"ERROR: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
