@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .runstate import AgentRecord, RunState
+from .runstate import AgentRecord, RunState, ShardRecord
 from .sizing import Plan
 
 SCHEMA = 1
@@ -80,6 +80,17 @@ def build_metrics(run: RunState, outcomes: Mapping[str, int]) -> dict[str, Any]:
         "suites": suites,
         "agents": [agent_metrics(a) for a in run.agents.values()],
         "totals": totals,
+        "shard": None
+        if run.shard is None
+        else {
+            "index": run.shard.index,
+            "count": run.shard.count,
+            "source": run.shard.source,
+            "tests": run.shard.tests,
+            "predicted_seconds": [round(x, 3) for x in run.shard.loads]
+            if run.durations_known
+            else None,
+        },
         "lost": list(run.lost),
         "duplicates": list(run.duplicates),
     }
@@ -87,6 +98,17 @@ def build_metrics(run: RunState, outcomes: Mapping[str, int]) -> dict[str, Any]:
 
 def dumps(document: Mapping[str, Any]) -> str:
     return json.dumps(document, indent=2) + "\n"
+
+
+def shard_lines(shard: ShardRecord, durations_known: bool) -> list[str]:
+    """Which CI shard this job runs, next to the predicted seconds of every shard."""
+    if durations_known:
+        loads = ", ".join(f"{load:.1f}" for load in shard.loads)
+        predicted = f"; predicted seconds per shard: {loads}"
+    else:
+        predicted = "; no recorded durations: shards balanced by test count"
+    state = f"{shard.tests} tests" if shard.tests else "empty, nothing to run"
+    return [f"shard {shard.index}/{shard.count} from {shard.source}: {state}{predicted}"]
 
 
 def plan_lines(plan: Plan, durations_known: bool) -> list[str]:

@@ -10,6 +10,7 @@ from typing import Final, final
 
 import pytest
 
+from .sharding import Shard, ShardError, parse_shard, shard_from_bazel, shard_from_ci
 from .suites import SuiteRule, SuiteRuleError, parse_suite_rules
 from .transport import can_fork
 
@@ -91,6 +92,14 @@ def add_options(parser: pytest.Parser) -> None:
         help="how local agents start: fork this process after collection (default on Linux) "
         "or spawn fresh interpreters that collect their own files. ini: agents_start",
     )
+    group.addoption(
+        "--agents-shard",
+        dest="agents_shard",
+        metavar="K/N|auto",
+        default=None,
+        help="run shard K of N (1-based) of a duration-balanced split, for CI jobs; auto reads "
+        "GitLab, CircleCI, Buildkite or Azure variables (Bazel's are obeyed without this)",
+    )
     parser.addini("agents", "default for --agents (N or auto)", default="")
     parser.addini("agents_start", "default for --agents-start (fork or spawn)", default="")
     parser.addini("agents_items", "default for --agents-items", default="")
@@ -121,11 +130,16 @@ class Settings:
     store_durations: bool
     rules: tuple[SuiteRule, ...]
     start_method: str
+    shard: Shard | None
 
     @property
     def classify(self) -> bool:
         """Whether tests need a suite at all in this run."""
         return bool(self.agents or self.plan_only or self.suites)
+
+    @property
+    def needs_durations(self) -> bool:
+        return bool(self.classify or self.store_durations or self.metrics_path or self.shard)
 
 
 def usable_cpus() -> int:
@@ -169,6 +183,10 @@ def load_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"--agents-start expects fork or spawn, got {start_method!r}")
     if start_method == "fork" and not can_fork():
         raise pytest.UsageError("--agents-start fork is not available on this platform")
+    try:
+        shard = _shard(option.agents_shard)
+    except ShardError as exc:
+        raise pytest.UsageError(str(exc)) from None
     return Settings(
         agents=agents,
         agents_given=bool(raw_agents),
@@ -181,7 +199,17 @@ def load_settings(config: pytest.Config) -> Settings:
         store_durations=bool(option.agents_store_durations),
         rules=rules,
         start_method=start_method or ("fork" if can_fork() else "spawn"),
+        shard=shard,
     )
+
+
+def _shard(raw: str | None) -> Shard | None:
+    """The shard to run: the option, else Bazel's variables; auto reads the CI's variables."""
+    if raw is not None and raw.strip().lower() == "auto":
+        return shard_from_ci(os.environ) or shard_from_bazel(os.environ)
+    if raw is not None:
+        return parse_shard(raw)
+    return shard_from_bazel(os.environ)
 
 
 def _ini(config: pytest.Config, name: str) -> str:

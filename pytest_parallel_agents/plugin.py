@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -14,10 +15,11 @@ from . import hookspecs
 from .agent import AgentSession
 from .controller import Controller, SuiteWork
 from .durations import DurationsError, predict, read_durations, store_durations
-from .metrics import build_metrics, dumps, plan_lines, summary_lines
+from .metrics import build_metrics, dumps, plan_lines, shard_lines, summary_lines
 from .options import Settings, add_options, load_settings, usable_cpus
-from .runstate import RunState
+from .runstate import RunState, ShardRecord
 from .scheduling import WorkUnit
+from .sharding import Shard, shard_loads, split
 from .sizing import Plan, SuiteDemand, plan_suites
 from .state import AGENT_ID_KEY, RUN_KEY, SETTINGS_KEY, SUITE_KEY
 from .suites import (
@@ -63,7 +65,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     settings = load_settings(config)
     config.stash[SETTINGS_KEY] = settings
-    if settings.classify or settings.store_durations or settings.metrics_path:
+    if settings.shard is not None and settings.shard.source.startswith("Bazel"):
+        _touch_bazel_status_file()
+    if settings.needs_durations:
         try:
             config.stash[_DURATIONS_KEY] = read_durations(settings.durations_path)
         except DurationsError as exc:
@@ -98,8 +102,55 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     settings = config.stash.get(SETTINGS_KEY, None)
-    if settings is None or not settings.classify:
+    if settings is None:
         return
+    if settings.classify:
+        _classify(config, settings, items)
+    if settings.shard is not None:
+        _select_shard(config, settings.shard, items)
+
+
+def _deselect(config: pytest.Config, items: list[pytest.Item], keep: list[pytest.Item]) -> None:
+    if len(keep) < len(items):
+        kept = set(map(id, keep))
+        config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
+        items[:] = keep
+
+
+def _select_shard(config: pytest.Config, shard: Shard, items: list[pytest.Item]) -> None:
+    """Keep this job's shard; every job computes the same split from node ids and durations."""
+    known: dict[str, float] = config.stash.get(_DURATIONS_KEY, {})
+    seconds, durations_known = predict((item.nodeid for item in items), known)
+    weights: dict[str, float] = {}
+    key_of: list[str] = []
+    for item, predicted in zip(items, seconds, strict=True):
+        key = _group(item) or item.nodeid  # a group never spans two shards
+        weights[key] = weights.get(key, 0.0) + predicted
+        key_of.append(key)
+    shards = split(weights, shard.count)
+    mine = set(shards[shard.index - 1])
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.durations_known = durations_known
+        run.shard = ShardRecord(
+            shard.index,
+            shard.count,
+            shard.source,
+            sum(1 for key in key_of if key in mine),
+            shard_loads(shards, weights),
+        )
+    _deselect(config, items, [i for i, key in zip(items, key_of, strict=True) if key in mine])
+
+
+def _touch_bazel_status_file() -> None:
+    # Bazel's protocol: touching this file tells Bazel the runner understood the sharding.
+    status = os.environ.get("TEST_SHARD_STATUS_FILE")
+    if status:
+        with contextlib.suppress(OSError):
+            Path(status).touch()
+
+
+def _classify(config: pytest.Config, settings: Settings, items: list[pytest.Item]) -> None:
     names = known_suites(settings.rules)
     rootpath = config.rootpath
     for item in items:
@@ -114,11 +165,7 @@ def pytest_collection_modifyitems(
             raise pytest.UsageError(
                 f"--agents-suite: unknown suite {unknown[0]!r}; known suites: {', '.join(found)}"
             )
-        keep = [item for item in items if item.stash[SUITE_KEY] in settings.suites]
-        dropped = [item for item in items if item.stash[SUITE_KEY] not in settings.suites]
-        if dropped:
-            config.hook.pytest_deselected(items=dropped)
-            items[:] = keep
+        _deselect(config, items, [i for i in items if i.stash[SUITE_KEY] in settings.suites])
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -149,7 +196,10 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     if settings.plan_only:
         if terminal is not None:
             terminal.write_sep("-", "parallel agents plan")
-            for line in plan_lines(plan, run.durations_known):
+            lines = plan_lines(plan, run.durations_known)
+            if run.shard is not None:
+                lines += shard_lines(run.shard, run.durations_known)
+            for line in lines:
                 terminal.write_line(line)
         return True
     if not settings.agents:
@@ -313,6 +363,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if settings is None or run is None:
         return
     run.finished_at = time.perf_counter()
+    if (
+        run.shard is not None
+        and run.shard.tests == 0
+        and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED
+    ):
+        # An empty shard is a normal outcome of splitting a small suite over many jobs.
+        session.exitstatus = pytest.ExitCode.OK
     if run.mode == "in-process":
         run.tests_reported = _terminal_tests(config)
     config.hook.pytest_agents_run_finished(config=config, run=run)
@@ -336,10 +393,15 @@ def pytest_terminal_summary(
 ) -> None:
     run = config.stash.get(RUN_KEY, None)
     settings = config.stash.get(SETTINGS_KEY, None)
-    if run is None or settings is None or settings.plan_only or not settings.agents:
+    if run is None or settings is None or settings.plan_only:
+        return
+    lines = summary_lines(run) if settings.agents else []
+    if run.shard is not None:
+        lines += shard_lines(run.shard, run.durations_known)
+    if not lines:
         return
     terminalreporter.write_sep("-", "parallel agents")
-    for line in summary_lines(run):
+    for line in lines:
         terminalreporter.write_line(line)
     if settings.metrics_path is not None:
         terminalreporter.write_line(f"metrics: {settings.metrics_path}")

@@ -41,6 +41,17 @@ class AgentRecord:
         return min(1.0, self.busy_seconds / alive) if alive > 0 else None
 
 
+@dataclass(frozen=True)
+class ShardRecord:
+    """The CI shard this job runs, and the predicted seconds of every shard of the split."""
+
+    index: int
+    count: int
+    source: str
+    tests: int
+    loads: list[float]
+
+
 @dataclass
 class RunState:
     """The controller's record of one session; metrics and the summary are built from it."""
@@ -50,6 +61,7 @@ class RunState:
     mode: Mode = "in-process"
     reason: str = ""  # why the run is in-process, when it is
     plan: Plan | None = None
+    shard: ShardRecord | None = None
     durations_known: bool = False
     session_started: float = field(default_factory=time.perf_counter)
     collected_at: float | None = None
