@@ -15,34 +15,34 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final, Protocol, final
+from typing import Any, Final, final
 
 import pytest
 
+from .agent_channel import (
+    LOST,
+    Channel,
+    ControllerLost,
+    Inbox,
+    OutputForwarding,
+    Receiver,
+    ResultBuffer,
+    Sender,
+)
 from .protocol import (
     PROTOCOL_VERSION,
     AgentFailed,
     AgentFinished,
     AgentReady,
-    Command,
     CompactPass,
-    Event,
-    OutputForwarded,
-    ProtocolError,
     RunTests,
     SerializedReport,
     Shutdown,
     StartSession,
-    TestResult,
-    TestsReported,
     WarningData,
-    decode,
-    encode,
 )
 from .state import AGENT_ID_KEY, CONTROLLER_KEYS
 
-# How long finished tests' reports may wait to travel together: batching without lag.
-_FLUSH_DELAY: Final = 0.01
 # Plugins of the controller that a forked agent must not run: reporters and cache writers.
 _CONTROLLER_ONLY: Final = (
     "terminalreporter",
@@ -53,22 +53,6 @@ _CONTROLLER_ONLY: Final = (
 )
 # Files pytest must still see to set up packages and conftests, even when no test there is ours.
 _ALWAYS_COLLECT: Final = frozenset({"__init__.py", "conftest.py"})
-
-
-class Channel(Protocol):
-    """The part of an execnet channel the agent uses (the agent never imports execnet)."""
-
-    def send(self, item: object) -> None: ...
-
-    def setcallback(self, callback: Callable[[Any], None], endmarker: object = ...) -> None: ...
-
-
-class _ControllerLost:
-    """Placed in the inbox when the channel to the controller ends."""
-
-
-_LOST: Final = _ControllerLost()
-Inbox = queue.Queue[Command | _ControllerLost]
 
 
 @final
@@ -96,11 +80,11 @@ def fork_child_setup(config: pytest.Config, session: pytest.Session) -> Callable
 def serve(channel: Channel) -> None:
     """Entry point run by the bootstrap on the agent's gateway."""
     inbox: Inbox = queue.Queue()
-    channel.setcallback(_Receiver(inbox), endmarker=_LOST)
+    channel.setcallback(Receiver(inbox), endmarker=LOST)
     start = inbox.get()
-    if isinstance(start, _ControllerLost):
+    if isinstance(start, ControllerLost):
         return
-    sender = _Sender(channel)
+    sender = Sender(channel)
     if not isinstance(start, StartSession) or start.protocol != PROTOCOL_VERSION:
         sender.send(AgentFailed(f"agent speaks protocol {PROTOCOL_VERSION}, got {start!r:.200}"))
         return
@@ -127,7 +111,7 @@ def serve(channel: Channel) -> None:
     sender.send(AgentFinished(int(status), int(peak_kb), tuple(session.session_warnings)))
 
 
-def _serve_forked(start: StartSession, inbox: Inbox, sender: _Sender, forked: _Forked) -> None:
+def _serve_forked(start: StartSession, inbox: Inbox, sender: Sender, forked: _Forked) -> None:
     """Run tests on the session this process inherited: no import, no collection."""
     _prepare_environment(start)
     if not start.forward_output:
@@ -187,91 +171,16 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 @final
-class _Receiver:
-    """Channel callback on execnet's IO thread: decode and enqueue, nothing else."""
-
-    def __init__(self, inbox: Inbox) -> None:
-        self._inbox = inbox
-
-    def __call__(self, data: object) -> None:
-        if data is _LOST:
-            self._inbox.put(_LOST)
-            return
-        try:
-            message = decode(data)
-        except ProtocolError:
-            self._inbox.put(_LOST)
-            return
-        self._inbox.put(message)  # type: ignore[arg-type]
-
-
-@final
-class _Sender:
-    """Serialises sends from the test thread and the flusher thread."""
-
-    def __init__(self, channel: Channel) -> None:
-        self._channel = channel
-        self._lock = threading.Lock()
-
-    def send(self, event: Event) -> None:
-        # A failed send means the controller is gone; the parent watch or the inbox ends us.
-        with self._lock, contextlib.suppress(Exception):
-            self._channel.send(encode(event))
-
-
-@final
-class _ResultBuffer:
-    """Finished tests wait here at most _FLUSH_DELAY seconds before travelling as one message."""
-
-    def __init__(self, sender: _Sender) -> None:
-        self._sender = sender
-        self._pending: list[TestResult] = []
-        self._cond = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="agent-flush", daemon=True)
-        self._thread.start()
-
-    def add(self, result: TestResult) -> None:
-        with self._cond:
-            self._pending.append(result)
-            if len(self._pending) == 1:
-                self._cond.notify()
-
-    def flush(self) -> None:
-        with self._cond:
-            batch, self._pending = self._pending, []
-        if batch:
-            self._sender.send(TestsReported(tuple(batch)))
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join(1.0)
-        self.flush()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-            time.sleep(_FLUSH_DELAY)
-            self.flush()
-
-
-@final
 class AgentSession:
     """pytest plugin of an agent: narrows collection, runs what it is sent, reports back."""
 
-    def __init__(self, start: StartSession, inbox: Inbox, sender: _Sender) -> None:
+    def __init__(self, start: StartSession, inbox: Inbox, sender: Sender) -> None:
         self.start = start
         self.ready_sent = False
         self.session_warnings: list[WarningData] = []
         self._inbox = inbox
         self._sender = sender
-        self._buffer = _ResultBuffer(sender)
+        self._buffer = ResultBuffer(sender)
         self._files = frozenset(Path(f) for f in start.files)
         self._items: dict[int, pytest.Item] = {}
         self._reports: list[pytest.TestReport] = []
@@ -279,7 +188,7 @@ class AgentSession:
         self._in_test = False
         self._collect_errors: list[str] = []
         self._config: pytest.Config | None = None
-        self.output = _OutputForwarding(sender, enabled=start.forward_output)
+        self.output = OutputForwarding(sender, enabled=start.forward_output)
 
     # --- configuration ------------------------------------------------------------------
 
@@ -429,7 +338,7 @@ class AgentSession:
                     finishing = True
                     if drop:
                         queue_.clear()
-                case _ControllerLost():
+                case ControllerLost():
                     finishing = True
                     queue_.clear()
                 case StartSession():
@@ -558,54 +467,3 @@ def _make_read_only(cache: Any) -> None:
 
     cache.get = get
     cache.set = set_
-
-
-@final
-class _OutputForwarding:
-    """With ``-s``, what tests print to stdout (fd 1) goes line by line to the controller.
-
-    The agent's own terminal reporter must not be forwarded: ``prepare`` points sys.stdout at
-    devnull before pytest starts, so the reporter binds to that; ``start`` then sends fd 1
-    through a pipe to the controller and points sys.stdout at fd 1 again.
-    """
-
-    def __init__(self, sender: _Sender, *, enabled: bool) -> None:
-        self._sender = sender
-        self._enabled = enabled
-        self._saved_fd: int | None = None
-        self._thread: threading.Thread | None = None
-        self._devnull: IO[str] | None = None
-
-    def prepare(self) -> None:
-        if self._enabled:
-            self._devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the agent
-            sys.stdout = self._devnull
-
-    def start(self) -> None:
-        if not self._enabled or self._saved_fd is not None:
-            return
-        read_fd, write_fd = os.pipe()
-        self._saved_fd = os.dup(1)
-        os.dup2(write_fd, 1)
-        os.close(write_fd)
-        sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
-        self._thread = threading.Thread(
-            target=self._pump, args=(read_fd,), name="agent-output", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._saved_fd is None:
-            return
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-        os.dup2(self._saved_fd, 1)  # closes our last write end: the pump sees EOF
-        os.close(self._saved_fd)
-        self._saved_fd = None
-        if self._thread is not None:
-            self._thread.join(2.0)
-
-    def _pump(self, read_fd: int) -> None:
-        with os.fdopen(read_fd, "r", errors="replace") as stream:
-            for line in stream:
-                self._sender.send(OutputForwarded(line))

@@ -1,0 +1,168 @@
+"""The agent's end of its channel: commands in, batched results and forwarded output out."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, Any, Final, Protocol, final
+
+from .protocol import (
+    Command,
+    Event,
+    OutputForwarded,
+    ProtocolError,
+    TestResult,
+    TestsReported,
+    decode,
+    encode,
+)
+
+# How long finished tests' reports may wait to travel together: batching without lag.
+_FLUSH_DELAY: Final = 0.01
+
+
+class Channel(Protocol):
+    """The part of an execnet channel the agent uses (the agent never imports execnet)."""
+
+    def send(self, item: object) -> None: ...
+
+    def setcallback(self, callback: Callable[[Any], None], endmarker: object = ...) -> None: ...
+
+
+class ControllerLost:
+    """Placed in the inbox when the channel to the controller ends."""
+
+
+LOST: Final = ControllerLost()
+Inbox = queue.Queue[Command | ControllerLost]
+
+
+@final
+class Receiver:
+    """Channel callback on execnet's IO thread: decode and enqueue, nothing else."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        self._inbox = inbox
+
+    def __call__(self, data: object) -> None:
+        if data is LOST:
+            self._inbox.put(LOST)
+            return
+        try:
+            message = decode(data)
+        except ProtocolError:
+            self._inbox.put(LOST)
+            return
+        self._inbox.put(message)  # type: ignore[arg-type]
+
+
+@final
+class Sender:
+    """Serialises sends from the test thread and the flusher thread."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._lock = threading.Lock()
+
+    def send(self, event: Event) -> None:
+        # A failed send means the controller is gone; the parent watch or the inbox ends us.
+        with self._lock, contextlib.suppress(Exception):
+            self._channel.send(encode(event))
+
+
+@final
+class ResultBuffer:
+    """Finished tests wait here at most _FLUSH_DELAY seconds before travelling as one message."""
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+        self._pending: list[TestResult] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="agent-flush", daemon=True)
+        self._thread.start()
+
+    def add(self, result: TestResult) -> None:
+        with self._cond:
+            self._pending.append(result)
+            if len(self._pending) == 1:
+                self._cond.notify()
+
+    def flush(self) -> None:
+        with self._cond:
+            batch, self._pending = self._pending, []
+        if batch:
+            self._sender.send(TestsReported(tuple(batch)))
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(1.0)
+        self.flush()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+            time.sleep(_FLUSH_DELAY)
+            self.flush()
+
+
+@final
+class OutputForwarding:
+    """With ``-s``, what tests print to stdout (fd 1) goes line by line to the controller.
+
+    The agent's own terminal reporter must not be forwarded: ``prepare`` points sys.stdout at
+    devnull before pytest starts, so the reporter binds to that; ``start`` then sends fd 1
+    through a pipe to the controller and points sys.stdout at fd 1 again.
+    """
+
+    def __init__(self, sender: Sender, *, enabled: bool) -> None:
+        self._sender = sender
+        self._enabled = enabled
+        self._saved_fd: int | None = None
+        self._thread: threading.Thread | None = None
+        self._devnull: IO[str] | None = None
+
+    def prepare(self) -> None:
+        if self._enabled:
+            self._devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the agent
+            sys.stdout = self._devnull
+
+    def start(self) -> None:
+        if not self._enabled or self._saved_fd is not None:
+            return
+        read_fd, write_fd = os.pipe()
+        self._saved_fd = os.dup(1)
+        os.dup2(write_fd, 1)
+        os.close(write_fd)
+        sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+        self._thread = threading.Thread(
+            target=self._pump, args=(read_fd,), name="agent-output", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._saved_fd is None:
+            return
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        os.dup2(self._saved_fd, 1)  # closes our last write end: the pump sees EOF
+        os.close(self._saved_fd)
+        self._saved_fd = None
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+    def _pump(self, read_fd: int) -> None:
+        with os.fdopen(read_fd, "r", errors="replace") as stream:
+            for line in stream:
+                self._sender.send(OutputForwarded(line))
