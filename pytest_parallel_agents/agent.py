@@ -41,6 +41,7 @@ from .protocol import (
     StartSession,
     WarningData,
 )
+from .scoreboard import Slot
 from .state import AGENT_ID_KEY, CONTROLLER_KEYS
 
 # Plugins of the controller that a forked agent must not run: reporters and cache writers.
@@ -189,6 +190,7 @@ class AgentSession:
         self._collect_errors: list[str] = []
         self._config: pytest.Config | None = None
         self.output = OutputForwarding(sender, enabled=start.forward_output)
+        self._slot = Slot(start.status_dir, start.agent_id)
 
     # --- configuration ------------------------------------------------------------------
 
@@ -237,6 +239,7 @@ class AgentSession:
         cache = getattr(config, "cache", None)
         if cache is not None:
             _make_read_only(cache)
+        self._slot.arm_crash_log()
         self._items = {index: session.items[index] for index in self.start.tests}
         self._sender.send(AgentReady(PROTOCOL_VERSION, os.getpid(), len(self._items), (), ""))
         self.ready_sent = True
@@ -246,6 +249,7 @@ class AgentSession:
         cache = getattr(session.config, "cache", None)
         if cache is not None:
             _make_read_only(cache)
+        self._slot.arm_crash_log()
         # The terminal reporter is bound to its own devnull by now: from here on, what tests
         # print (with -s) goes to the controller.
         self.output.start()
@@ -356,10 +360,12 @@ class AgentSession:
         self._warnings = []
         self._in_test = True
         started = time.perf_counter()
+        self._slot.running(index)
         try:
             item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
         finally:
             self._in_test = False
+            self._slot.idle()
         busy = time.perf_counter() - started
         reports = self._reports
         passed = _compact(reports)

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final, final
 
 import pytest
@@ -33,6 +34,7 @@ from .protocol import (
 from .replay import Ledger, Replayer
 from .runstate import AgentRecord, RunState
 from .scheduling import SuiteQueue, WorkUnit
+from .scoreboard import crash_summary, read_crash_log, read_slot
 from .sizing import Plan, SuitePlan
 from .transport import FORK, AgentLink, Transport
 
@@ -79,6 +81,8 @@ class _Pool:
     done_tests: int = 0
     busy: float = 0.0
     agents: set[str] = field(default_factory=set)
+    # Tests that killed an agent, waiting for an agent started after that death.
+    retries: deque[tuple[int, float]] = field(default_factory=deque)
 
 
 @final
@@ -94,6 +98,7 @@ class Controller:
         *,
         basetemp: str,
         max_restarts: int,
+        max_retries: int,
         start_method: str,
     ) -> None:
         self._config = config
@@ -103,6 +108,11 @@ class Controller:
         self._run = run
         self._basetemp = basetemp
         self._max_restarts = max_restarts
+        self._max_retries = max_retries
+        # Crash details per test that killed an agent, for its retry and its final report.
+        self._crashes: dict[int, list[str]] = {}
+        self._status_dir = Path(basetemp) / ".agents"
+        self._status_dir.mkdir(parents=True, exist_ok=True)
         self._spec = FORK if start_method == "fork" else "popen"
         self._fork_child = fork_child_setup(config, session)
         self._replayer = Replayer(config)
@@ -218,6 +228,7 @@ class Controller:
                     files=work.files,
                     forward_output=self._forward_output,
                     parent_pid=os.getpid(),
+                    status_dir=str(self._status_dir),
                 )
             )
 
@@ -302,6 +313,9 @@ class Controller:
             return
         want = window - len(agent.in_flight)
         batch: list[int] = []
+        while pool.retries and agent.record.started_at > pool.retries[0][1]:
+            batch.append(pool.retries.popleft()[0])
+            want -= 1
         while want > 0 or len(agent.in_flight) + len(batch) < 2:
             taken = pool.queue.take(agent.record.id, max(1, want))
             if not taken:
@@ -311,7 +325,7 @@ class Controller:
         if batch:
             agent.in_flight.extend(batch)
             agent.link.send(RunTests(tuple(batch)))
-        if len(agent.in_flight) <= 1 and pool.queue.empty:
+        if len(agent.in_flight) <= 1 and pool.queue.empty and not pool.retries:
             # Nothing left to give: the agent may run its last test with nextitem=None.
             agent.shutdown_sent = True
             agent.link.send(Shutdown(drop_pending=False))
@@ -340,26 +354,25 @@ class Controller:
             agent.in_flight.clear()
 
     def _agent_crashed(self, agent: _Agent, error: str) -> None:
+        """An agent died: blame the test it was running, requeue the rest, replace it."""
         record = agent.record
         record.crashed = True
         record.exit_detail = agent.link.exit_detail(error)
+        died_at = time.perf_counter()
         pool = self._pools[agent.suite]
-        victim = agent.in_flight.popleft() if agent.in_flight else None
-        rest = list(agent.in_flight)
+        running, _ = read_slot(self._status_dir, record.id)
+        sent = list(agent.in_flight)
         agent.in_flight.clear()
-        pending = pool.queue.remove_agent(record.id)
+        victim = running if running in sent else None
+        # Tests before the victim ran, but their reports died in the agent's buffer.
+        requeue = [i for i in sent if i != victim] + pool.queue.remove_agent(record.id)
         self._agent_ended(agent)
-        if victim is not None and self._ledger.record(victim):
-            self._replayer.failure(
-                self._items[victim],
-                f"agent {record.id} (pid {record.pid}) died while running this test: "
-                f"{record.exit_detail}",
-                record.id,
-            )
+        if victim is not None:
+            self._crashed_test(pool, victim, record, died_at)
         if self._stopping:
             return
-        pool.queue.requeue(rest + pending)
-        if pool.queue.empty:
+        pool.queue.requeue(requeue)
+        if pool.queue.empty and not pool.retries:
             return
         if self._run.restarts >= self._max_restarts:
             if not pool.agents:
@@ -371,6 +384,28 @@ class Controller:
         pool.queue.add_agent(replacement)
         self._start_agents([(pool.work.name, replacement)])
 
+    def _crashed_test(self, pool: _Pool, index: int, record: AgentRecord, died_at: float) -> None:
+        detail = f"agent {record.id} (pid {record.pid}) {record.exit_detail}"
+        traceback = crash_summary(read_crash_log(self._status_dir, record.id))
+        if traceback:
+            detail += f"\n{traceback}"
+        crashes = self._crashes.setdefault(index, [])
+        crashes.append(detail)
+        if len(crashes) <= self._max_retries and not self._stopping:
+            # Retried once more, on an agent started after this death (a fresh one).
+            self._run.retries += 1
+            self._run.retried.append(self._items[index].nodeid)
+            pool.retries.append((index, died_at))
+            return
+        if self._ledger.record(index):
+            attempts = "\n\n".join(f"attempt {n}: {text}" for n, text in enumerate(crashes, 1))
+            self._replayer.failure(
+                self._items[index],
+                f"this test killed the agent running it ({len(crashes)} "
+                f"attempt{'s' if len(crashes) > 1 else ''}, never tried again):\n\n{attempts}",
+                record.id,
+            )
+
     def _requeue(self, pool: _Pool, tests: list[int]) -> None:
         pool.queue.requeue(tests)
         for other in pool.agents:
@@ -378,7 +413,9 @@ class Controller:
 
     def _give_up(self, pool: _Pool, why: str) -> None:
         """No agent is left for this suite: report what remains as failed, never drop it."""
-        for index in pool.queue.drain():
+        leftovers = pool.queue.drain() + [index for index, _ in pool.retries]
+        pool.retries.clear()
+        for index in leftovers:
             if self._ledger.record(index):
                 self._replayer.failure(self._items[index], f"not run: {why}", "controller")
 

@@ -91,6 +91,7 @@ def build_metrics(run: RunState, outcomes: Mapping[str, int]) -> dict[str, Any]:
             if run.durations_known
             else None,
         },
+        "retried": list(run.retried),
         "lost": list(run.lost),
         "duplicates": list(run.duplicates),
     }
@@ -155,6 +156,9 @@ def summary_lines(run: RunState) -> list[str]:
     if spawn:
         mean = sum(spawn) / len(spawn)
         lines.append(f"{len(run.agents)} agents, mode {run.mode}, mean start-up {mean:.2f} s")
+    if run.retried:
+        shown = ", ".join(run.retried[:5]) + (" ..." if len(run.retried) > 5 else "")
+        lines.append(f"retried on a fresh agent after killing one: {len(run.retried)} ({shown})")
     if run.lost:
         lines.append(f"ERROR: {len(run.lost)} tests were never reported by any agent")
     if run.duplicates:

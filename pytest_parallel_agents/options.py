@@ -100,6 +100,24 @@ def add_options(parser: pytest.Parser) -> None:
         help="run shard K of N (1-based) of a duration-balanced split, for CI jobs; auto reads "
         "GitLab, CircleCI, Buildkite or Azure variables (Bazel's are obeyed without this)",
     )
+    group.addoption(
+        "--agents-max-restarts",
+        dest="agents_max_restarts",
+        metavar="N",
+        default=None,
+        help="replacement agents allowed in the run (default: 4 per agent, at least 4). "
+        "ini: agents_max_restarts",
+    )
+    group.addoption(
+        "--agents-retries",
+        dest="agents_retries",
+        metavar="N",
+        default=None,
+        help="times a test that killed its agent is retried on a fresh agent (default 1). "
+        "ini: agents_retries",
+    )
+    parser.addini("agents_max_restarts", "default for --agents-max-restarts", default="")
+    parser.addini("agents_retries", "default for --agents-retries", default="")
     parser.addini("agents", "default for --agents (N or auto)", default="")
     parser.addini("agents_start", "default for --agents-start (fork or spawn)", default="")
     parser.addini("agents_items", "default for --agents-items", default="")
@@ -131,6 +149,8 @@ class Settings:
     rules: tuple[SuiteRule, ...]
     start_method: str
     shard: Shard | None
+    max_restarts: int | None
+    retries: int
 
     @property
     def classify(self) -> bool:
@@ -200,6 +220,13 @@ def load_settings(config: pytest.Config) -> Settings:
         rules=rules,
         start_method=start_method or ("fork" if can_fork() else "spawn"),
         shard=shard,
+        max_restarts=_count(
+            option.agents_max_restarts or _ini(config, "agents_max_restarts"),
+            "--agents-max-restarts",
+        ),
+        retries=_default(
+            _count(option.agents_retries or _ini(config, "agents_retries"), "--agents-retries"), 1
+        ),
     )
 
 
@@ -232,6 +259,19 @@ def _positive(raw: str | None, name: str) -> int | None:
     text = str(raw).strip()
     if not text.isdigit() or int(text) < 1:
         raise pytest.UsageError(f"{name} expects a whole number >= 1, got {raw!r}")
+    return int(text)
+
+
+def _default(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _count(raw: str | None, name: str) -> int | None:
+    if raw is None or str(raw).strip() == "":
+        return None
+    text = str(raw).strip()
+    if not text.isdigit():
+        raise pytest.UsageError(f"{name} expects a whole number >= 0, got {raw!r}")
     return int(text)
 
 

@@ -227,7 +227,10 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         work,
         run,
         basetemp=str(_basetemp(config)),
-        max_restarts=max(4, 4 * plan.peak_agents),
+        max_restarts=settings.max_restarts
+        if settings.max_restarts is not None
+        else max(4, 4 * plan.peak_agents),
+        max_retries=settings.retries,
         start_method=settings.start_method,
     )
     try:

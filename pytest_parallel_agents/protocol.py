@@ -43,6 +43,8 @@ class StartSession:
     files: tuple[str, ...]
     forward_output: bool
     parent_pid: int
+    # Where the agent keeps its scoreboard slot and faulthandler log (see scoreboard.py).
+    status_dir: str
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ MESSAGES = [
         files=("/work/tests/test_a.py",),
         forward_output=False,
         parent_pid=123,
+        status_dir="/tmp/pytest-of-x/pytest-1/.agents",
     ),
     RunTests((1, 2, 3)),
     Shutdown(drop_pending=True),

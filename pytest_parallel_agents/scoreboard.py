@@ -1,0 +1,86 @@
+"""Where each local agent is: the test it runs and since when, in a small file per agent.
+
+An agent that dies cannot say which test killed it, and its last reports may still be in its
+buffer; the controller reads the agent's slot instead. The agent also points faulthandler at a
+file next to it, so a segfault leaves its traceback for the controller to report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import os
+import struct
+import time
+from pathlib import Path
+from typing import IO, Final, final
+
+_SLOT: Final = struct.Struct("<qd")  # test index (-1: between tests), wall time it started
+_IDLE: Final = -1
+
+
+def slot_path(directory: str | Path, agent_id: str) -> Path:
+    return Path(directory) / f"{agent_id}.slot"
+
+
+def crash_log_path(directory: str | Path, agent_id: str) -> Path:
+    return Path(directory) / f"{agent_id}.faulthandler"
+
+
+@final
+class Slot:
+    """The agent's side: one pwrite per test start and end."""
+
+    def __init__(self, directory: str, agent_id: str) -> None:
+        self._fd = os.open(slot_path(directory, agent_id), os.O_RDWR | os.O_CREAT, 0o600)
+        self._crash_log_path = crash_log_path(directory, agent_id)
+        self._crash_log: IO[str] | None = None
+        self.idle()
+
+    def arm_crash_log(self) -> None:
+        """Send faulthandler's output to our file; after pytest configured its own."""
+        if self._crash_log is None:
+            self._crash_log = open(self._crash_log_path, "w")  # noqa: SIM115 - lives with us
+        faulthandler.enable(file=self._crash_log, all_threads=True)
+
+    def running(self, index: int) -> None:
+        os.pwrite(self._fd, _SLOT.pack(index, time.time()), 0)
+
+    def idle(self) -> None:
+        os.pwrite(self._fd, _SLOT.pack(_IDLE, time.time()), 0)
+
+
+def read_slot(directory: str | Path, agent_id: str) -> tuple[int | None, float]:
+    """(index of the running test or None, when it started or the agent went idle)."""
+    try:
+        data = slot_path(directory, agent_id).read_bytes()
+    except OSError:
+        return None, 0.0
+    if len(data) < _SLOT.size:
+        return None, 0.0
+    index, since = _SLOT.unpack_from(data)
+    return (None if index == _IDLE else int(index)), float(since)
+
+
+def read_crash_log(directory: str | Path, agent_id: str, limit: int = 20_000) -> str:
+    """What faulthandler wrote when the agent died (empty if nothing)."""
+    with contextlib.suppress(OSError):
+        text = crash_log_path(directory, agent_id).read_text(errors="replace")
+        return text[-limit:].strip()
+    return ""
+
+
+def crash_summary(text: str) -> str:
+    """The fatal error line and the dying thread's frames above pytest's own, most recent first."""
+    lines = text.splitlines()
+    head = [line for line in lines[:3] if line.startswith("Fatal Python error")]
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith("Current thread"))
+    except StopIteration:
+        return text
+    frames: list[str] = []
+    for line in lines[start + 1 :]:
+        if not line.strip() or "/_pytest/" in line or "/pluggy/" in line:
+            break
+        frames.append(line)
+    return "\n".join([*head, lines[start], *frames])
