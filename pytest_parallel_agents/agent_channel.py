@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import IO, Any, Final, Protocol, final
 
 from .protocol import (
+    AgentAlive,
     Command,
     Event,
     OutputForwarded,
@@ -24,6 +25,8 @@ from .protocol import (
 
 # How long finished tests' reports may wait to travel together: batching without lag.
 _FLUSH_DELAY: Final = 0.01
+# A quiet agent says it is alive this often; the controller gives up after several missed.
+HEARTBEAT_INTERVAL: Final = 1.0
 
 
 class Channel(Protocol):
@@ -110,7 +113,9 @@ class ResultBuffer:
         while True:
             with self._cond:
                 while not self._pending and not self._closed:
-                    self._cond.wait()
+                    if not self._cond.wait(HEARTBEAT_INTERVAL):
+                        # Quiet for a while (a long test): prove we are still here.
+                        self._sender.send(AgentAlive())
                 if self._closed:
                     return
             time.sleep(_FLUSH_DELAY)

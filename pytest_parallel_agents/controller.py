@@ -7,6 +7,7 @@ import gc
 import math
 import os
 import queue
+import signal
 import sys
 import time
 from collections import deque
@@ -20,6 +21,7 @@ import pytest
 from .agent import fork_child_setup
 from .protocol import (
     PROTOCOL_VERSION,
+    AgentAlive,
     AgentFailed,
     AgentFinished,
     AgentReady,
@@ -43,7 +45,10 @@ _MIN_WINDOW: Final = 2
 _MAX_WINDOW: Final = 256
 # Predicted seconds of work an agent should hold: enough to hide one round trip.
 _WINDOW_SECONDS: Final = 0.25
-_EVENT_POLL: Final = 0.5
+# How often the watchdog looks at running agents (timeouts, heartbeats).
+_WATCH_INTERVAL: Final = 0.1
+# How long a stuck agent gets to write its stacks before it is killed.
+_DUMP_GRACE: Final = 0.2
 
 
 class AgentInternalError(Exception):
@@ -70,6 +75,11 @@ class _Agent:
     in_flight: deque[int] = field(default_factory=deque)
     shutdown_sent: bool = False
     finished: bool = False
+    ready: bool = False
+    last_seen: float = field(default_factory=time.perf_counter)
+    last_dispatch: float = 0.0  # wall clock (time.time), comparable with the agent's slot
+    # Set when the watchdog kills the agent: (test it was stuck in, or None; why).
+    stuck: tuple[int | None, str] | None = None
 
 
 @dataclass
@@ -100,6 +110,9 @@ class Controller:
         max_restarts: int,
         max_retries: int,
         start_method: str,
+        timeout: float | None = None,
+        timeouts: dict[int, float] | None = None,
+        heartbeat: float = 30.0,
     ) -> None:
         self._config = config
         self._session = session
@@ -109,6 +122,10 @@ class Controller:
         self._basetemp = basetemp
         self._max_restarts = max_restarts
         self._max_retries = max_retries
+        self._timeout = timeout
+        self._timeouts = timeouts or {}
+        self._heartbeat = heartbeat
+        self._last_watch = 0.0
         # Crash details per test that killed an agent, for its retry and its final report.
         self._crashes: dict[int, list[str]] = {}
         self._status_dir = Path(basetemp) / ".agents"
@@ -147,10 +164,12 @@ class Controller:
             self._start_ready(pending, plan.budget)
             while pending or self._live_agents():
                 try:
-                    agent_id, event = self._transport.events.get(timeout=_EVENT_POLL)
+                    agent_id, event = self._transport.events.get(timeout=_WATCH_INTERVAL)
                 except queue.Empty:
+                    self._watch()
                     continue
                 self._handle(agent_id, event)
+                self._watch()
                 if self._stopping or self._should_stop():
                     pending.clear()
                 self._start_ready(pending, plan.budget)
@@ -238,7 +257,10 @@ class Controller:
         agent = self._agents.get(agent_id)
         if agent is None:
             return  # a late event from an agent of an earlier wave
+        agent.last_seen = time.perf_counter()
         match event:
+            case AgentAlive():
+                pass
             case AgentReady(protocol=protocol, pid=pid, missing=missing, missing_reason=reason):
                 if protocol != PROTOCOL_VERSION:
                     raise AgentInternalError(
@@ -247,6 +269,7 @@ class Controller:
                     )
                 agent.record.pid = pid
                 agent.record.ready_at = time.perf_counter()
+                agent.ready = True
                 for index in missing:
                     if self._ledger.record(index):
                         self._replayer.failure(self._items[index], reason, agent_id)
@@ -324,6 +347,7 @@ class Controller:
             batch.extend(i for i in taken if not self._ledger.done(i))
         if batch:
             agent.in_flight.extend(batch)
+            agent.last_dispatch = time.time()
             agent.link.send(RunTests(tuple(batch)))
         if len(agent.in_flight) <= 1 and pool.queue.empty and not pool.retries:
             # Nothing left to give: the agent may run its last test with nextitem=None.
@@ -360,7 +384,10 @@ class Controller:
         record.exit_detail = agent.link.exit_detail(error)
         died_at = time.perf_counter()
         pool = self._pools[agent.suite]
-        running, _ = read_slot(self._status_dir, record.id)
+        if agent.stuck is not None:
+            running, why = agent.stuck
+        else:
+            running, why = read_slot(self._status_dir, record.id)[0], ""
         sent = list(agent.in_flight)
         agent.in_flight.clear()
         victim = running if running in sent else None
@@ -368,7 +395,7 @@ class Controller:
         requeue = [i for i in sent if i != victim] + pool.queue.remove_agent(record.id)
         self._agent_ended(agent)
         if victim is not None:
-            self._crashed_test(pool, victim, record, died_at)
+            self._crashed_test(pool, victim, record, died_at, why)
         if self._stopping:
             return
         pool.queue.requeue(requeue)
@@ -384,9 +411,20 @@ class Controller:
         pool.queue.add_agent(replacement)
         self._start_agents([(pool.work.name, replacement)])
 
-    def _crashed_test(self, pool: _Pool, index: int, record: AgentRecord, died_at: float) -> None:
-        detail = f"agent {record.id} (pid {record.pid}) {record.exit_detail}"
+    def _crashed_test(
+        self, pool: _Pool, index: int, record: AgentRecord, died_at: float, timeout: str
+    ) -> None:
         traceback = crash_summary(read_crash_log(self._status_dir, record.id))
+        if timeout:
+            # A timeout is the test's own doing: reported at once, never retried.
+            if self._ledger.record(index):
+                self._replayer.failure(
+                    self._items[index],
+                    f"{timeout}; agent {record.id} (pid {record.pid}) was killed\n{traceback}",
+                    record.id,
+                )
+            return
+        detail = f"agent {record.id} (pid {record.pid}) {record.exit_detail}"
         if traceback:
             detail += f"\n{traceback}"
         crashes = self._crashes.setdefault(index, [])
@@ -405,6 +443,47 @@ class Controller:
                 f"attempt{'s' if len(crashes) > 1 else ''}, never tried again):\n\n{attempts}",
                 record.id,
             )
+
+    def _watch(self) -> None:
+        """Kill agents stuck past a test's time limit, or that stopped answering."""
+        now = time.perf_counter()
+        if now - self._last_watch < _WATCH_INTERVAL:
+            return
+        self._last_watch = now
+        wall = time.time()
+        for agent in list(self._agents.values()):
+            if agent.finished or agent.stuck is not None or not agent.ready:
+                continue
+            running, since = read_slot(self._status_dir, agent.record.id)
+            limit = self._timeouts.get(running, self._timeout) if running is not None else None
+            if running is not None and limit and wall - since > limit:
+                self._kill_stuck(agent, running, f"timeout: still running after {limit:g} s")
+            elif running is None and now - agent.last_seen > self._heartbeat:
+                # (A running test may hold the GIL in C for long; its time limit governs it.)
+                self._kill_stuck(agent, None, f"no message for {self._heartbeat:g} s")
+            elif (
+                running is None
+                and agent.in_flight
+                and wall - max(since, agent.last_dispatch) > self._heartbeat
+            ):
+                self._kill_stuck(agent, None, f"idle with tests to run for {self._heartbeat:g} s")
+
+    def _kill_stuck(self, agent: _Agent, index: int | None, why: str) -> None:
+        """Have the agent write its stacks (faulthandler on SIGUSR1), then kill it.
+
+        What follows is the ordinary crash path: ChannelClosed, blame, requeue, replacement.
+        """
+        agent.stuck = (index, why if index is not None else "")
+        if index is None:
+            agent.record.exit_detail = f"stopped answering: {why}"
+        process = agent.link.process
+        if process is None:
+            self._transport.stop(agent.record.id)
+            return
+        with contextlib.suppress(OSError):
+            os.kill(process.pid, signal.SIGUSR1)
+            time.sleep(_DUMP_GRACE)
+        process.kill()
 
     def _requeue(self, pool: _Pool, tests: list[int]) -> None:
         pool.queue.requeue(tests)

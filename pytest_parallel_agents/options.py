@@ -116,6 +116,25 @@ def add_options(parser: pytest.Parser) -> None:
         help="times a test that killed its agent is retried on a fresh agent (default 1). "
         "ini: agents_retries",
     )
+    group.addoption(
+        "--agents-timeout",
+        dest="agents_timeout",
+        metavar="SECONDS",
+        default=None,
+        help="per-test hard limit enforced by the controller: a test running longer has its "
+        "agent's stacks dumped, the agent killed and replaced. Marker: agents_timeout(seconds). "
+        "ini: agents_timeout",
+    )
+    group.addoption(
+        "--agents-heartbeat",
+        dest="agents_heartbeat",
+        metavar="SECONDS",
+        default=None,
+        help="an agent silent (or idle with tests to run) this long is killed and replaced "
+        "(default 30). ini: agents_heartbeat",
+    )
+    parser.addini("agents_timeout", "default for --agents-timeout", default="")
+    parser.addini("agents_heartbeat", "default for --agents-heartbeat", default="")
     parser.addini("agents_max_restarts", "default for --agents-max-restarts", default="")
     parser.addini("agents_retries", "default for --agents-retries", default="")
     parser.addini("agents", "default for --agents (N or auto)", default="")
@@ -151,6 +170,8 @@ class Settings:
     shard: Shard | None
     max_restarts: int | None
     retries: int
+    timeout: float | None
+    heartbeat: float
 
     @property
     def classify(self) -> bool:
@@ -224,6 +245,13 @@ def load_settings(config: pytest.Config) -> Settings:
             option.agents_max_restarts or _ini(config, "agents_max_restarts"),
             "--agents-max-restarts",
         ),
+        timeout=_seconds(
+            option.agents_timeout or _ini(config, "agents_timeout"), "--agents-timeout"
+        ),
+        heartbeat=_seconds(
+            option.agents_heartbeat or _ini(config, "agents_heartbeat"), "--agents-heartbeat"
+        )
+        or 30.0,
         retries=_default(
             _count(option.agents_retries or _ini(config, "agents_retries"), "--agents-retries"), 1
         ),
@@ -260,6 +288,18 @@ def _positive(raw: str | None, name: str) -> int | None:
     if not text.isdigit() or int(text) < 1:
         raise pytest.UsageError(f"{name} expects a whole number >= 1, got {raw!r}")
     return int(text)
+
+
+def _seconds(raw: str | None, name: str) -> float | None:
+    if raw is None or str(raw).strip() == "":
+        return None
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise pytest.UsageError(f"{name} expects a number of seconds > 0, got {raw!r}")
+    return value
 
 
 def _default(value: int | None, default: int) -> int:

@@ -36,6 +36,7 @@ _MARKERS = (
     "agents_suite(name): put this test in the named suite (pytest-parallel-agents)",
     "agents_group(name): run the tests of this group on one agent, in order",
     "agents_serial: run this test while no other test of the run is running",
+    "agents_timeout(seconds): the controller kills this test's agent past this many seconds",
 )
 _DURATIONS_KEY = pytest.StashKey[dict[str, float]]()
 
@@ -231,6 +232,9 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         if settings.max_restarts is not None
         else max(4, 4 * plan.peak_agents),
         max_retries=settings.retries,
+        timeout=settings.timeout,
+        timeouts=_marker_timeouts(session.items),
+        heartbeat=settings.heartbeat,
         start_method=settings.start_method,
     )
     try:
@@ -239,6 +243,21 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         run.tests_reported = controller.reported
     _run_serial(session, serial, run)
     return True
+
+
+def _marker_timeouts(items: list[pytest.Item]) -> dict[int, float]:
+    """Per-test limits from ``agents_timeout(seconds)`` (or pytest-timeout's ``timeout``)."""
+    limits: dict[int, float] = {}
+    for index, item in enumerate(items):
+        for name in ("agents_timeout", "timeout"):
+            marker = item.get_closest_marker(name)
+            if marker is None:
+                continue
+            value = marker.args[0] if marker.args else marker.kwargs.get("seconds")
+            if isinstance(value, int | float) and value > 0:
+                limits[index] = float(value)
+                break
+    return limits
 
 
 def _run_serial(session: pytest.Session, indices: list[int], run: RunState) -> None:

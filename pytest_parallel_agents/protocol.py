@@ -119,6 +119,11 @@ class OutputForwarded:
 
 
 @dataclass(frozen=True)
+class AgentAlive:
+    """Heartbeat: sent when the agent has sent nothing else for a while."""
+
+
+@dataclass(frozen=True)
 class AgentFinished:
     """The agent's session ended normally; its last figures."""
 
@@ -142,7 +147,13 @@ class ChannelClosed:
 
 
 Event: TypeAlias = (
-    AgentReady | TestsReported | OutputForwarded | AgentFinished | AgentFailed | ChannelClosed
+    AgentAlive
+    | AgentReady
+    | TestsReported
+    | OutputForwarded
+    | AgentFinished
+    | AgentFailed
+    | ChannelClosed
 )
 
 _MESSAGES: Final[tuple[type[Any], ...]] = (
@@ -152,6 +163,7 @@ _MESSAGES: Final[tuple[type[Any], ...]] = (
     AgentReady,
     TestsReported,
     OutputForwarded,
+    AgentAlive,
     AgentFinished,
     AgentFailed,
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import os
+import signal
 import struct
 import time
 from pathlib import Path
@@ -42,6 +43,12 @@ class Slot:
         if self._crash_log is None:
             self._crash_log = open(self._crash_log_path, "w")  # noqa: SIM115 - lives with us
         faulthandler.enable(file=self._crash_log, all_threads=True)
+        self.arm_stack_dump()
+
+    def arm_stack_dump(self) -> None:
+        """SIGUSR1 makes faulthandler dump every thread's stack into the log (for timeouts)."""
+        if self._crash_log is not None and hasattr(signal, "SIGUSR1"):
+            faulthandler.register(signal.SIGUSR1, file=self._crash_log, all_threads=True)
 
     def running(self, index: int) -> None:
         os.pwrite(self._fd, _SLOT.pack(index, time.time()), 0)
