@@ -149,6 +149,10 @@ def _prepare_process(start: StartSession) -> None:
 
 
 def _prepare_environment(start: StartSession) -> None:
+    # Our own process group: a Ctrl-C in the terminal reaches the controller alone, which
+    # stops the agents in order (and tests that send themselves SIGINT still can).
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
     os.environ.update(
         PYTEST_AGENT_ID=start.agent_id,
         PYTEST_AGENT_SUITE=start.suite,

@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, final
@@ -49,6 +49,8 @@ _WINDOW_SECONDS: Final = 0.25
 _WATCH_INTERVAL: Final = 0.1
 # How long a stuck agent gets to write its stacks before it is killed.
 _DUMP_GRACE: Final = 0.2
+# Agents that die before running anything, this many in a row, end their suite's attempts.
+_FRUITLESS_CRASHES: Final = 3
 
 
 class AgentInternalError(Exception):
@@ -93,6 +95,9 @@ class _Pool:
     agents: set[str] = field(default_factory=set)
     # Tests that killed an agent, waiting for an agent started after that death.
     retries: deque[tuple[int, float]] = field(default_factory=deque)
+    crashed: int = 0
+    fruitless: int = 0  # crashes in a row with no test to blame
+    degraded: bool = False
 
 
 @final
@@ -160,6 +165,12 @@ class Controller:
             gc.collect()
             gc.freeze()
         pending = deque((suite, wave.exclusive) for wave in plan.waves for suite in wave.suites)
+        with _terminate_as_interrupt():
+            self._run_plan(plan, pending)
+        if not self._stopping and not self._should_stop():
+            self._report_lost()
+
+    def _run_plan(self, plan: Plan, pending: deque[tuple[SuitePlan, bool]]) -> None:
         try:
             self._start_ready(pending, plan.budget)
             while pending or self._live_agents():
@@ -174,11 +185,14 @@ class Controller:
                     pending.clear()
                 self._start_ready(pending, plan.budget)
         finally:
-            self._transport.stop_all()
-            self._run.execution_finished = time.perf_counter()
-            gc.unfreeze()
-        if not self._stopping and not self._should_stop():
-            self._report_lost()
+            try:
+                self._transport.stop_all()
+            except KeyboardInterrupt:
+                self._transport.kill_all()  # a second Ctrl-C: no more grace
+                raise
+            finally:
+                self._run.execution_finished = time.perf_counter()
+                gc.unfreeze()
 
     def _live_agents(self) -> int:
         return sum(1 for agent in self._agents.values() if not agent.finished)
@@ -309,6 +323,7 @@ class Controller:
             record.busy_seconds += busy
             pool.done_tests += 1
             pool.busy += busy
+            pool.fruitless = 0
             if self._ledger.record(index):
                 self._replayer.test(self._items[index], reports, passed, warning_data, record.id)
             else:
@@ -355,6 +370,8 @@ class Controller:
             agent.link.send(Shutdown(drop_pending=False))
 
     def _window(self, pool: _Pool) -> int:
+        if pool.degraded:
+            return _MIN_WINDOW
         if pool.done_tests:
             mean = pool.busy / pool.done_tests
         else:
@@ -399,17 +416,42 @@ class Controller:
         if self._stopping:
             return
         pool.queue.requeue(requeue)
+        pool.crashed += 1
+        pool.fruitless = 0 if victim is not None else pool.fruitless + 1
         if pool.queue.empty and not pool.retries:
             return
-        if self._run.restarts >= self._max_restarts:
-            if not pool.agents:
-                self._give_up(pool, f"restarts exhausted after agent {record.id} died")
+        if pool.fruitless >= _FRUITLESS_CRASHES:
+            self._give_up(pool, f"{pool.fruitless} agents died in a row before running a test")
             return
+        if not pool.degraded and (
+            pool.crashed > pool.size / 2 or self._run.restarts >= self._max_restarts
+        ):
+            self._degrade(pool, f"{pool.crashed} of its agents died")
+        if pool.degraded and any(not self._agents[a].shutdown_sent for a in pool.agents):
+            return  # the suite's single remaining agent carries on
         self._run.restarts += 1
+        self._replace(pool)
+
+    def _replace(self, pool: _Pool) -> None:
         replacement = f"{pool.work.name}-{pool.next_number}"
         pool.next_number += 1
         pool.queue.add_agent(replacement)
         self._start_agents([(pool.work.name, replacement)])
+
+    def _degrade(self, pool: _Pool, why: str) -> None:
+        """The suite's remaining tests run on one agent, one after another.
+
+        Every crash there still reports (or retries) the test that caused it, so the suite
+        ends with every test reported; the restart budget no longer applies to it.
+        """
+        pool.degraded = True
+        self._run.mode = "degraded"
+        self._run.degraded[pool.work.name] = why
+        for agent_id in pool.agents:
+            agent = self._agents[agent_id]
+            if not agent.shutdown_sent and not agent.finished:
+                agent.shutdown_sent = True
+                agent.link.send(Shutdown(drop_pending=True))
 
     def _crashed_test(
         self, pool: _Pool, index: int, record: AgentRecord, died_at: float, timeout: str
@@ -532,3 +574,21 @@ class Controller:
     @property
     def reported(self) -> int:
         return self._ledger.reported()
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the run like Ctrl-C: agents stopped, reports so far written, exit 2."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

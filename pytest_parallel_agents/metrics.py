@@ -91,6 +91,7 @@ def build_metrics(run: RunState, outcomes: Mapping[str, int]) -> dict[str, Any]:
             if run.durations_known
             else None,
         },
+        "degraded": dict(run.degraded),
         "retried": list(run.retried),
         "lost": list(run.lost),
         "duplicates": list(run.duplicates),
@@ -156,6 +157,8 @@ def summary_lines(run: RunState) -> list[str]:
     if spawn:
         mean = sum(spawn) / len(spawn)
         lines.append(f"{len(run.agents)} agents, mode {run.mode}, mean start-up {mean:.2f} s")
+    for suite, why in run.degraded.items():
+        lines.append(f"DEGRADED: suite {suite} ran its remaining tests on one agent ({why})")
     if run.retried:
         shown = ", ".join(run.retried[:5]) + (" ..." if len(run.retried) > 5 else "")
         lines.append(f"retried on a fresh agent after killing one: {len(run.retried)} ({shown})")

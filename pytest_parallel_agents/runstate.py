@@ -75,6 +75,7 @@ class RunState:
     tests_reported: int = 0
     restarts: int = 0
     retries: int = 0
+    degraded: dict[str, str] = field(default_factory=dict)  # suite → why it went sequential
     retried: list[str] = field(default_factory=list)  # node ids retried after a crash
     lost: list[str] = field(default_factory=list)  # node ids never reported (a bug if any)
     duplicates: list[str] = field(default_factory=list)  # node ids reported twice (dropped)

@@ -255,6 +255,18 @@ class Transport:
         self._group.terminate(timeout=timeout)
         self._fork_fds.clear()
 
+    def kill_all(self) -> None:
+        """Kill every agent process at once (a second Ctrl-C)."""
+        with self._lock:
+            links = self._closing + list(self._links.values())
+            self._links.clear()
+            self._closing = []
+        for link in links:
+            if link.process is not None:
+                with contextlib.suppress(Exception):
+                    link.process.kill()
+                    link.process.wait(5.0)
+
 
 _END: Final = object()
 
@@ -340,6 +352,8 @@ def _serve_forked_child(
         for fd in close_fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        # The controller's SIGTERM handler came along; an agent just dies of SIGTERM.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         fork_child(agent_id)
         io = gateway_base.Popen2IO(
             os.fdopen(write_fd, "wb", buffering=0),
