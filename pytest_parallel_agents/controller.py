@@ -398,7 +398,8 @@ class Controller:
         """An agent died: blame the test it was running, requeue the rest, replace it."""
         record = agent.record
         record.crashed = True
-        record.exit_detail = agent.link.exit_detail(error)
+        how = agent.link.exit_detail(error)
+        record.exit_detail = f"{record.exit_detail}; {how}" if record.exit_detail else how
         died_at = time.perf_counter()
         pool = self._pools[agent.suite]
         if agent.stuck is not None:
@@ -505,10 +506,11 @@ class Controller:
                 self._kill_stuck(agent, None, f"no message for {self._heartbeat:g} s")
             elif (
                 running is None
-                and agent.in_flight
+                and (agent.in_flight or agent.shutdown_sent)
                 and wall - max(since, agent.last_dispatch) > self._heartbeat
             ):
-                self._kill_stuck(agent, None, f"idle with tests to run for {self._heartbeat:g} s")
+                # Between tests with work to do, or told to finish and not finishing.
+                self._kill_stuck(agent, None, f"idle for {self._heartbeat:g} s with work left")
 
     def _kill_stuck(self, agent: _Agent, index: int | None, why: str) -> None:
         """Have the agent write its stacks (faulthandler on SIGUSR1), then kill it.
