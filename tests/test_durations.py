@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,9 @@ def test_reads_object_and_legacy_list(tmp_path: Path) -> None:
     ],
 )
 def test_bad_content_names_the_file(text: str, expected: str) -> None:
-    with pytest.raises(DurationsError, match="durations file my/.test_durations") as info:
+    with pytest.raises(
+        DurationsError, match=re.escape("durations file my/.test_durations")
+    ) as info:
         parse_durations(text, "my/.test_durations")
     assert expected in str(info.value)
     assert "\n" not in str(info.value)

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import QUIET_PLUGINS, junit_cases
 
 FILES = 6
