@@ -235,6 +235,12 @@ class AgentSession:
         for key in CONTROLLER_KEYS:
             with contextlib.suppress(KeyError):
                 del config.stash[key]  # type: ignore[misc]
+        capture = manager.get_plugin("capturemanager")
+        if capture is not None:
+            # The controller stopped its global capture before forking: start our own, with
+            # files of our own (fd 1 is devnull or the -s pipe by now).
+            capture.start_global_capturing()
+            capture.suspend_global_capture()
         # Registering replays pytest_configure (a historic hook): agent id, options, basetemp.
         manager.register(self, "parallel-agents-agent")
         config._tmp_path_factory = pytest.TempPathFactory.from_config(  # type: ignore[attr-defined]

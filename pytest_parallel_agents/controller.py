@@ -165,8 +165,18 @@ class Controller:
             gc.collect()
             gc.freeze()
         pending = deque((suite, wave.exclusive) for wave in plan.waves for suite in wave.suites)
-        with _terminate_as_interrupt():
-            self._run_plan(plan, pending)
+        capture = self._config.pluginmanager.get_plugin("capturemanager")
+        if self._spec == FORK and capture is not None:
+            # pytest's global capture files would be shared by every fork (one file offset
+            # for all agents' output): stop it here, each forked agent starts its own.
+            capture.stop_global_capturing()
+        try:
+            with _terminate_as_interrupt():
+                self._run_plan(plan, pending)
+        finally:
+            if self._spec == FORK and capture is not None:
+                capture.start_global_capturing()
+                capture.suspend_global_capture()
         if not self._stopping and not self._should_stop():
             self._report_lost()
 
@@ -324,6 +334,10 @@ class Controller:
             pool.done_tests += 1
             pool.busy += busy
             pool.fruitless = 0
+            if self._stopping or self._should_stop():
+                # -x/--maxfail: a plain run would not have run what finished after the limit.
+                self._run.discarded += 1
+                continue
             if self._ledger.record(index):
                 self._replayer.test(self._items[index], reports, passed, warning_data, record.id)
             else:

@@ -64,6 +64,7 @@ def build_metrics(run: RunState, outcomes: Mapping[str, int]) -> dict[str, Any]:
     distribution_end = run.execution_started or run.planned_at
     totals.update(
         restarts=run.restarts,
+        discarded_after_stop=run.discarded,
         retries=run.retries,
         collect_seconds=_round(_between(run.session_started, run.collected_at)),
         distribution_seconds=_round(_between(run.collected_at, distribution_end)),

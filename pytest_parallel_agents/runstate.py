@@ -74,6 +74,7 @@ class RunState:
     suite_finished: dict[str, float] = field(default_factory=dict)
     tests_reported: int = 0
     restarts: int = 0
+    discarded: int = 0  # results that arrived after -x/--maxfail stopped the run
     retries: int = 0
     degraded: dict[str, str] = field(default_factory=dict)  # suite → why it went sequential
     retried: list[str] = field(default_factory=list)  # node ids retried after a crash

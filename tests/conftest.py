@@ -1,0 +1,37 @@
+"""Shared fixtures of the test suite."""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+# An end-to-end test that hangs (a deadlock between controller and agents) must not hang
+# the whole suite forever: dump every thread's stack and end the process instead.
+# A plain thread, not faulthandler.dump_traceback_later: agents may be forked from this
+# process, and a fork inheriting an armed faulthandler watchdog deadlocks when pytest
+# cancels it there.
+_HANG_SECONDS = 240
+
+
+def _give_up() -> None:
+    faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
+    os._exit(3)
+
+
+@pytest.fixture(autouse=True)
+def _hang_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "pytester" not in request.fixturenames:
+        yield
+        return
+    timer = threading.Timer(_HANG_SECONDS, _give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

@@ -1,0 +1,206 @@
+"""Agents are real processes of their own, and none outlives the run, however it ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from helpers import (
+    BARRIER_SOURCE,
+    PARALLEL,
+    QUIET_PLUGINS,
+    assert_parallel,
+    processes_in,
+    read_logs,
+    read_metrics,
+    recorder_source,
+    run,
+    wait_until_gone,
+)
+
+START_METHODS = pytest.mark.parametrize("start", ["fork", "spawn"])
+
+
+def _project(pytester: pytest.Pytester, *, failing: bool, blocking: bool = False) -> Path:
+    """Eight tests recording their pid; the controller records its own pid at configure."""
+    records = pytester.path.parent / f"{pytester.path.name}-records"
+    barrier = pytester.path.parent / f"{pytester.path.name}-barrier"
+    pytester.makeconftest(
+        recorder_source(records)
+        + BARRIER_SOURCE
+        + textwrap.dedent(
+            f"""
+            import pytest
+
+            def pytest_configure(config):
+                if os.environ.get("PYTEST_AGENT_ID") is None:
+                    record("controller")
+
+            @pytest.fixture(autouse=True)
+            def _track(request):
+                record("test", nodeid=request.node.nodeid)
+                wait_for_agents({str(barrier)!r})
+            """
+        )
+    )
+    body = "assert n != 5" if failing else "pass"
+    if blocking:
+        body = textwrap.indent(
+            "deadline = time.monotonic() + 60\n"
+            "while time.monotonic() < deadline:\n"
+            "    time.sleep(0.05)",
+            "            ",
+        ).strip()
+    pytester.makepyfile(
+        test_pids=f"""
+        import time
+        import pytest
+
+        @pytest.mark.parametrize("n", range(8))
+        def test_n(n):
+            {body}
+        """
+    )
+    return records
+
+
+def _assert_no_agent_left(pytester: pytest.Pytester, pids: set[int]) -> None:
+    assert pids, "no agent pid to check"
+    left = wait_until_gone(pids)
+    assert left == [], f"agent processes still alive: {left}"
+    deadline = time.monotonic() + 2.5
+    while (strays := processes_in(pytester.path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert strays == [], f"processes still running in the project: {strays}"
+
+
+def _metrics_path(pytester: pytest.Pytester) -> Path:
+    return pytester.path.parent / f"{pytester.path.name}-metrics.json"
+
+
+@START_METHODS
+@pytest.mark.parametrize("failing", [False, True], ids=["passing", "failing"])
+def test_no_agent_outlives_the_run(pytester: pytest.Pytester, start: str, failing: bool) -> None:
+    records = _project(pytester, failing=failing)
+    metrics_path = _metrics_path(pytester)
+    result = run(
+        pytester,
+        *PARALLEL,
+        "--agents-start",
+        start,
+        f"--agents-metrics={metrics_path}",
+        subprocess=True,
+    )
+    expected = pytest.ExitCode.TESTS_FAILED if failing else pytest.ExitCode.OK
+    assert result.ret == expected, result.stdout.str()
+    metrics = read_metrics(metrics_path)
+    assert_parallel(result, metrics)
+    pids = {agent["pid"] for agent in metrics["agents"]}
+    assert len(pids) == len(metrics["agents"]) == 4
+    _assert_no_agent_left(pytester, pids)
+    # The pids that ran tests are among those the metrics name.
+    logs = read_logs(records)
+    test_pids = {e["pid"] for log in logs.values() for e in log if e["kind"] == "test"}
+    assert test_pids <= pids
+
+
+def test_no_agent_after_a_usage_error(pytester: pytest.Pytester) -> None:
+    _project(pytester, failing=False)
+    metrics_path = _metrics_path(pytester)
+    result = run(
+        pytester,
+        *PARALLEL,
+        "--agents-suite",
+        "nosuch",
+        f"--agents-metrics={metrics_path}",
+        subprocess=True,
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unknown suite 'nosuch'" in result.stderr.str()
+    pids = (
+        {a["pid"] for a in read_metrics(metrics_path)["agents"]} if metrics_path.exists() else set()
+    )
+    assert wait_until_gone(pids) == []
+    assert processes_in(pytester.path) == []
+
+
+@START_METHODS
+def test_agents_are_separate_processes(pytester: pytest.Pytester, start: str) -> None:
+    records = _project(pytester, failing=False)
+    metrics_path = _metrics_path(pytester)
+    result = run(
+        pytester,
+        *PARALLEL,
+        "--agents-start",
+        start,
+        f"--agents-metrics={metrics_path}",
+        subprocess=True,
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    metrics = read_metrics(metrics_path)
+    assert_parallel(result, metrics)
+    logs = read_logs(records)
+    controller = [e["pid"] for log in logs.values() for e in log if e["kind"] == "controller"]
+    assert len(controller) == 1, logs.keys()
+    tests = [e for log in logs.values() for e in log if e["kind"] == "test"]
+    assert len(tests) == 8
+    pids = {e["pid"] for e in tests}
+    assert len(pids) >= 2, pids
+    assert controller[0] not in pids
+    assert os.getpid() not in pids
+    by_agent = {a["id"]: a["pid"] for a in metrics["agents"]}
+    assert controller[0] not in by_agent.values()
+    for entry in tests:
+        assert by_agent[entry["agent"]] == entry["pid"], entry
+    _assert_no_agent_left(pytester, set(by_agent.values()))
+
+
+@START_METHODS
+@pytest.mark.parametrize("target", ["controller", "process-group"])
+def test_ctrl_c_stops_everything(pytester: pytest.Pytester, start: str, target: str) -> None:
+    """SIGINT to the controller alone, or to its whole group as a terminal's Ctrl-C does."""
+    records = _project(pytester, failing=False, blocking=True)
+    output = pytester.path.parent / f"{pytester.path.name}-output.txt"
+    with output.open("w") as out:
+        process = pytester.popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                *QUIET_PLUGINS,
+                *PARALLEL,
+                "--agents-start",
+                start,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            started: set[int] = set()
+            while time.monotonic() < deadline and len(started) < 2:
+                logs = read_logs(records) if records.exists() else {}
+                started = {e["pid"] for log in logs.values() for e in log if e["kind"] == "test"}
+                time.sleep(0.05)
+            assert len(started) >= 2, output.read_text()
+            if target == "controller":
+                os.kill(process.pid, signal.SIGINT)
+            else:
+                os.killpg(process.pid, signal.SIGINT)
+            ret = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    text = output.read_text()
+    assert ret == pytest.ExitCode.INTERRUPTED, text
+    assert "KeyboardInterrupt" in text, text
+    assert "INTERNALERROR" not in text, text
+    _assert_no_agent_left(pytester, started)
