@@ -205,7 +205,8 @@ class AgentSession:
         option = config.option
         # The controller alone writes reports and the cache, and decides when to stop.
         for name, value in (
-            ("xmlpath", None),
+            # Not None: junitxml's writer must exist for its warnings, but write nowhere.
+            ("xmlpath", os.devnull),
             ("report_log", None),
             ("maxfail", 0),
             ("exitfirst", False),

@@ -71,6 +71,7 @@ class Replayer:
             hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
             for data in reports:
                 report = hook.pytest_report_from_serializable(config=self._config, data=data)
+                _undo_double_repr(report, data)
                 report.agent_id = agent_id  # lets report consumers tell which agent ran it
                 hook.pytest_runtest_logreport(report=report)
             hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
@@ -150,6 +151,18 @@ def _passed(
             duration,
             user_properties=[],
         )
+
+
+def _undo_double_repr(report: object, data: SerializedReport) -> None:
+    """pytest's subtest contexts repr their kwargs when built, so a deserialised one shows
+    ``i='1'`` for ``i=1``: put back the text that was serialised (already a repr)."""
+    context = getattr(report, "context", None)
+    serialised = data.get("_subtest.context")
+    if context is None or not isinstance(serialised, dict):
+        return
+    kwargs = serialised.get("kwargs")
+    if isinstance(kwargs, dict) and hasattr(context, "kwargs"):
+        object.__setattr__(context, "kwargs", dict(kwargs))
 
 
 def _location(data: SerializedReport) -> tuple[str, int | None, str]:

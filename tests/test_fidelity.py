@@ -690,12 +690,6 @@ def test_subtests_counted_identically(pytester: pytest.Pytester) -> None:
     assert sorted(short_summary(parallel)) == sorted(short_summary(plain))
 
 
-@pytest.mark.xfail(
-    reason="BUG: subtest keyword arguments are repr'd twice on agents: pytest's "
-    "SubtestContext.__post_init__ saferepr()s kwargs again when the report is "
-    "deserialized in replay.py Replayer.test, so (i=1) becomes (i='1') in -r lines",
-    strict=True,
-)
 def test_subtest_kwargs_shown_identically(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_sub_kwargs="""
@@ -738,12 +732,6 @@ def test_record_property_in_parallel_junit(pytester: pytest.Pytester) -> None:
     assert props[("test_props", "test_no_props")] == []
 
 
-@pytest.mark.xfail(
-    reason="BUG: spawned agents lose the warning record_property gives under junit_family "
-    "xunit2: agent.py AgentSession.pytest_configure sets option.xmlpath=None, so the agent "
-    "has no LogXML in config.stash and junitxml's _warn_incompatible_with_xunit2 stays quiet",
-    strict=True,
-)
 def test_record_property_xunit2_warning_with_spawned_agents(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_props_warn="""
