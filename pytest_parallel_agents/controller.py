@@ -369,7 +369,10 @@ class Controller:
             batch.append(pool.retries.popleft()[0])
             want -= 1
         while want > 0 or len(agent.in_flight) + len(batch) < 2:
-            taken = pool.queue.take(agent.record.id, max(1, want))
+            # Stealing only when running dry: filling a window by stealing would take work
+            # from agents about to start, and scatter this agent over the collection.
+            dry = len(agent.in_flight) + len(batch) < 2
+            taken = pool.queue.take(agent.record.id, max(1, want), steal=dry)
             if not taken:
                 break
             want -= len(taken)

@@ -92,6 +92,8 @@ class SuiteQueue:
             test: unit.predicted / len(unit.tests) for unit in units for test in unit.tests
         }
         self._front: deque[WorkUnit] = deque()
+        # Highest test index handed to each agent, to steal forward first.
+        self._last: dict[str, int] = {}
         self._own: dict[str, list[WorkUnit]]
         if not agents:
             # Nobody to assign to yet: whoever is added later takes from the front.
@@ -118,11 +120,12 @@ class SuiteQueue:
         except KeyError:
             raise KeyError(f"unknown agent {agent!r}") from None
 
-    def take(self, agent: str, max_tests: int) -> list[int]:
+    def take(self, agent: str, max_tests: int, *, steal: bool = True) -> list[int]:
         """The next tests for ``agent``: whole units, at least one if any is pending anywhere.
 
-        Units come from the front queue, then the agent's own pending units, then
-        stolen ones; more units are added while the batch stays within ``max_tests``.
+        Units come from the front queue, then the agent's own pending units, then (only
+        when ``steal`` and the agent has nothing of its own) stolen ones; more units are
+        added while the batch stays within ``max_tests``.
         """
         if max_tests < 1:
             raise ValueError(f"max_tests must be >= 1, got {max_tests}")
@@ -133,21 +136,38 @@ class SuiteQueue:
             # The next retried unit does not fit; own units must not overtake it.
             return batch
         _fill(batch, own, max_tests)
-        if not batch and self._steal(agent):
+        if not batch and steal and self._steal(agent):
             _fill(batch, own, max_tests)
+        if batch:
+            self._last[agent] = max(self._last.get(agent, -1), max(batch))
         return batch
 
     def _steal(self, thief: str) -> bool:
-        victims = [agent for agent, units in self._own.items() if agent != thief and units]
-        if not victims:
+        """Move the tail half of the busiest agent's pending units to ``thief``.
+
+        Forward steals come first: units after everything the thief has had, so it keeps
+        moving through the collection in order and does not re-enter a module it left
+        (whose fixtures would be set up again). Only when no agent has such units does the
+        thief go back, since an idle agent beside pending work is worse.
+        """
+        last = self._last.get(thief, -1)
+        forward = {
+            agent: [u for u in units if _first(u) > last]
+            for agent, units in self._own.items()
+            if agent != thief and units
+        }
+        candidates = {agent: units for agent, units in forward.items() if units}
+        if not candidates:
+            candidates = {a: u for a, u in self._own.items() if a != thief and u}
+        if not candidates:
             return False
         # max() returns the first maximum, so ties go to the earlier agent.
-        victim = max(victims, key=self.pending_seconds)
-        units = self._own[victim]
+        victim = max(candidates, key=lambda a: sum(self._weight(u) for u in candidates[a]))
+        pool = candidates[victim]
         # The tail: the victim is about to run its head, with its fixtures warm.
-        count = (len(units) + 1) // 2
-        stolen = units[-count:]
-        del units[-count:]
+        stolen = pool[-((len(pool) + 1) // 2) :]
+        taken = set(map(id, stolen))
+        self._own[victim] = [u for u in self._own[victim] if id(u) not in taken]
         own = self._own[thief]
         for unit in stolen:
             bisect.insort(own, unit, key=_first)
