@@ -24,6 +24,17 @@ def _give_up() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _outer_agent_environment(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This suite runs on its own agents (dogfood): an inner pytester run must not see the
+    outer agent's PYTEST_AGENT* variables, or it would believe it runs in that agent."""
+    if "pytester" in request.fixturenames:
+        for name in [n for n in os.environ if n.startswith(("PYTEST_AGENT_", "PYTEST_AGENTS_"))]:
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
 def _hang_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     if "pytester" not in request.fixturenames:
         yield

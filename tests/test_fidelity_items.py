@@ -168,9 +168,7 @@ _ORDER_PROJECT = {
 }
 
 
-def test_module_fixture_set_up_once_per_agent(
-    pytester: pytest.Pytester, records: Path
-) -> None:
+def test_module_fixture_set_up_once_per_agent(pytester: pytest.Pytester, records: Path) -> None:
     _conftest(
         pytester,
         records,
