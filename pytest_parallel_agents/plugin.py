@@ -363,7 +363,10 @@ def _units(
         else:
             groups[group] = [(index, predicted)]
             units.append(groups[group])
-    return [WorkUnit(tuple(i for i, _ in u), sum(s for _, s in u)) for u in units]
+    return [
+        WorkUnit(tuple(i for i, _ in u), sum(s for _, s in u), items[u[0][0]].nodeid.split("::")[0])
+        for u in units
+    ]
 
 
 class _DurationRecorder:

@@ -18,6 +18,9 @@ class WorkUnit:
 
     tests: tuple[int, ...]
     predicted: float
+    # Where its scoped fixtures live (the module): an agent that left a scope should not
+    # be sent back into it, or those fixtures are set up again.
+    scope: str = ""
 
     def __post_init__(self) -> None:
         if not self.tests:
@@ -92,8 +95,12 @@ class SuiteQueue:
             test: unit.predicted / len(unit.tests) for unit in units for test in unit.tests
         }
         self._front: deque[WorkUnit] = deque()
-        # Highest test index handed to each agent, to steal forward first.
+        # Highest test index handed to each agent, to steal forward first; the scopes it
+        # has been in, and the one it is in now.
         self._last: dict[str, int] = {}
+        self._visited: dict[str, set[str]] = {}
+        self._current: dict[str, str] = {}
+        self._scope_of = {test: unit.scope for unit in units for test in unit.tests}
         self._own: dict[str, list[WorkUnit]]
         if not agents:
             # Nobody to assign to yet: whoever is added later takes from the front.
@@ -140,6 +147,11 @@ class SuiteQueue:
             _fill(batch, own, max_tests)
         if batch:
             self._last[agent] = max(self._last.get(agent, -1), max(batch))
+            scopes = self._visited.setdefault(agent, set())
+            for test in batch:
+                scope = self._scope_of.get(test, "")
+                scopes.add(scope)
+                self._current[agent] = scope
         return batch
 
     def _steal(self, thief: str) -> bool:
@@ -151,14 +163,19 @@ class SuiteQueue:
         thief go back, since an idle agent beside pending work is worse.
         """
         last = self._last.get(thief, -1)
-        forward = {
-            agent: [u for u in units if _first(u) > last]
-            for agent, units in self._own.items()
-            if agent != thief and units
-        }
-        candidates = {agent: units for agent, units in forward.items() if units}
-        if not candidates:
-            candidates = {a: u for a, u in self._own.items() if a != thief and u}
+        left = self._visited.get(thief, set()) - {self._current.get(thief, "")}
+        others = {a: u for a, u in self._own.items() if a != thief and u}
+        candidates: dict[str, list[WorkUnit]] = {}
+        for keep in (
+            lambda u: _first(u) > last and u.scope not in left,  # onwards, into new scopes
+            lambda u: u.scope not in left,  # backwards, still never into a scope it left
+            lambda u: True,  # anything: an idle agent beside pending work is worse
+        ):
+            candidates = {
+                a: kept for a, units in others.items() if (kept := list(filter(keep, units)))
+            }
+            if candidates:
+                break
         if not candidates:
             return False
         # max() returns the first maximum, so ties go to the earlier agent.
