@@ -426,9 +426,12 @@ class AgentSession:
 
 
 # Attributes every TestReport has; a report with any other (wasxfail, a plugin's) is not plain.
+# Attributes every TestReport has (pytest 9 keeps the node id as "_id"); a report with any
+# other attribute (wasxfail, a plugin's) is not plain.
 _PLAIN_ATTRS: Final = frozenset(
     {
         "nodeid",
+        "_id",
         "location",
         "keywords",
         "outcome",

@@ -69,10 +69,16 @@ def test_round_trip(message: object) -> None:
     assert decode(encode(message)) == message  # type: ignore[arg-type]
 
 
-def test_encoding_is_plain_builtins() -> None:
+def test_encoding_is_what_execnet_carries() -> None:
     wire = encode(MESSAGES[4])
     assert wire[0] == "TestsReported"
-    assert wire[1][0][3][0] == tuple(WARNING.__dict__.values())
+    assert isinstance(wire[1], bytes)  # bulk fields travel as one pickled blob
+    assert encode(Shutdown(drop_pending=True)) == ("Shutdown", True)
+
+
+def test_corrupt_blob_is_refused() -> None:
+    with pytest.raises(ProtocolError, match="RunTests.indices does not decode"):
+        decode(("RunTests", b"not a pickle"))
 
 
 @pytest.mark.parametrize(
