@@ -102,14 +102,19 @@ def serve(channel: Channel) -> None:
         return
     finally:
         session.output.stop()
-    session.flush()
     if not session.ready_sent:
         sender.send(
             AgentFailed(f"agent session ended with exit status {int(status)} before collection")
         )
         return
+    _finished(sender, session, int(status))
+
+
+def _finished(sender: Sender, session: AgentSession, status: int) -> None:
+    """Last results out, then the agent's closing figures."""
+    session.flush()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    sender.send(AgentFinished(int(status), int(peak_kb), tuple(session.session_warnings)))
+    sender.send(AgentFinished(status, int(peak_kb), tuple(session.session_warnings)))
 
 
 def _serve_forked(start: StartSession, inbox: Inbox, sender: Sender, forked: _Forked) -> None:
@@ -137,9 +142,7 @@ def _serve_forked(start: StartSession, inbox: Inbox, sender: Sender, forked: _Fo
         return
     finally:
         agent.output.stop()
-    agent.flush()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    sender.send(AgentFinished(0, int(peak_kb), tuple(agent.session_warnings)))
+    _finished(sender, agent, 0)
 
 
 def _prepare_process(start: StartSession) -> None:

@@ -125,32 +125,19 @@ def _passed(
     start: float,
     stop: float,
 ) -> pytest.TestReport:
-    try:
-        return pytest.TestReport(
-            nodeid,
-            location,
-            keywords,
-            "passed",
-            None,
-            when,  # type: ignore[arg-type]
-            [],
-            duration,
-            start,
-            stop,
-            user_properties=[],
-        )
-    except TypeError:  # pytest before 8.x had no start/stop
-        return pytest.TestReport(
-            nodeid,
-            location,
-            keywords,
-            "passed",
-            None,
-            when,  # type: ignore[arg-type]
-            [],
-            duration,
-            user_properties=[],
-        )
+    report = pytest.TestReport(
+        nodeid,
+        location,
+        keywords,
+        "passed",
+        None,
+        when,  # type: ignore[arg-type]
+        [],
+        duration,
+        user_properties=[],
+    )
+    report.start, report.stop = start, stop  # keyword arguments only on newer pytest
+    return report
 
 
 def _undo_double_repr(report: object, data: SerializedReport) -> None:
