@@ -299,3 +299,35 @@ def test_interrupt_writes_reports_and_leaves_nothing(
     assert 0 < sum(cases.values()) < 60
     metrics = json.loads((pytester.path / "m.json").read_text())
     assert _alive([agent["pid"] for agent in metrics["agents"]]) == []
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_internal_error_in_an_agent_ends_the_run_with_exit_3(
+    pytester: pytest.Pytester, start: str
+) -> None:
+    pytester.makeconftest(
+        """
+        import os
+
+        def pytest_runtest_logfinish(nodeid):
+            if os.environ.get("PYTEST_AGENT_ID") and nodeid.endswith("test_b"):
+                raise RuntimeError("plugin bug in an agent")
+        """
+    )
+    pytester.makepyfile(
+        test_ie="""
+        def test_a(): pass
+        def test_b(): pass
+        def test_c(): pass
+        def test_d(): pass
+        """
+    )
+    start_time = time.monotonic()
+    result = pytester.runpytest(
+        *QUIET_PLUGINS, "--agents=2", "--agents-items=1", f"--agents-start={start}"
+    )
+    assert time.monotonic() - start_time < 60
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    output = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" in output
+    assert "plugin bug in an agent" in output
