@@ -77,7 +77,7 @@ def test_encoding_is_what_execnet_carries() -> None:
 
 
 def test_corrupt_blob_is_refused() -> None:
-    with pytest.raises(ProtocolError, match="RunTests.indices does not decode"):
+    with pytest.raises(ProtocolError, match=r"RunTests\.indices does not decode"):
         decode(("RunTests", b"not a pickle"))
 
 
