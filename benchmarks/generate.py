@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-SUITES = ("tiny", "sleep", "cpu", "imports", "param")
+SUITES = ("tiny", "sleep", "cpu", "imports", "param", "covered")
 META = ".bench_meta.json"
 GENERATOR_VERSION = 1
 
@@ -215,6 +215,51 @@ def gen_param(root: Path, scale: float) -> dict[str, object]:
     return {"tests": files * per_file, "files": files}
 
 
+COVERED_MODULE = '''"""Code for the coverage benchmark: branches, a class, a loop."""
+
+
+class Counter:
+    def __init__(self, seed):
+        self.seed = seed
+        self.total = 0
+
+    def feed(self, n):
+        for i in range(n):
+            if (i + self.seed) % 15 == 0:
+                self.total += 15
+            elif i % 3 == 0:
+                self.total += 3
+            elif i % 5 == 0:
+                self.total += 5
+            else:
+                self.total += 1
+        return self.total
+
+
+def work(seed, n=400):
+    counter = Counter(seed)
+    value = counter.feed(n)
+    if value % 2:
+        return value - 1
+    return value
+'''
+
+
+def gen_covered(root: Path, scale: float) -> dict[str, object]:
+    """A package of 20 modules and 600 tests that run its code: what coverage costs."""
+    modules = 20
+    tests = _scaled(600, scale, minimum=modules)
+    per_module = [tests // modules + (1 if m < tests % modules else 0) for m in range(modules)]
+    _write(root / "covpkg" / "__init__.py", '"""Measured by the coverage benchmark."""\n')
+    for m, count in enumerate(per_module):
+        _write(root / "covpkg" / f"mod_{m:02d}.py", COVERED_MODULE)
+        body = [f"from covpkg import mod_{m:02d}\n"]
+        for t in range(count):
+            body.append(f"\n\ndef test_{t}():\n    assert mod_{m:02d}.work({t}) >= 0\n")
+        _write(root / f"test_covered_{m:02d}.py", "".join(body))
+    return {"tests": tests, "modules": modules}
+
+
 def generate(outdir: Path, suites: list[str], scale: float) -> dict[str, dict[str, object]]:
     """Generate ``suites`` under ``outdir``; returns each suite's metadata."""
     outdir.mkdir(parents=True, exist_ok=True)
@@ -231,6 +276,7 @@ def generate(outdir: Path, suites: list[str], scale: float) -> dict[str, dict[st
         "cpu": lambda r: gen_cpu(r, scale, loop_for(20, True)),
         "imports": lambda r: gen_imports(r, scale, loop_for(50, False)),
         "param": lambda r: gen_param(r, scale),
+        "covered": lambda r: gen_covered(r, scale),
     }
     result = {}
     for name in suites:

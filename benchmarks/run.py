@@ -63,7 +63,8 @@ class Variant:
     name: str  # unique within a suite, e.g. "xdist-worksteal -n4"
     kind: str  # plain | xdist-load | xdist-worksteal | agents | agents+durations
     n: int  # worker/agent count; 1 for plain
-    args: tuple[str, ...]  # pytest arguments after "python -m pytest"
+    args: tuple[str, ...]  # pytest arguments after the prefix
+    prefix: tuple[str, ...] = ("-m", "pytest")  # after "python"
 
 
 @dataclass
@@ -217,7 +218,7 @@ def run_once(
     logdir: Path,
     timeout: float,
 ) -> Run:
-    cmd = [sys.executable, "-m", "pytest", *variant.args]
+    cmd = [sys.executable, *variant.prefix, *variant.args]
     slug = variant.name.replace(" ", "_").replace("+", "plus")
     logdir.mkdir(parents=True, exist_ok=True)
     log_path = logdir / f"{slug}.rep{rep}.log"
@@ -295,6 +296,8 @@ def variants_for(suite: str, agents: list[int], no_durations: Path) -> list[Vari
     base = ("-q", "-p", "no:cacheprovider", "-p", "benchtiming")
     off = (*base, "-p", "no:parallel_agents")
     out = [Variant("plain", "plain", 1, off)]
+    if suite == "covered":
+        return _coverage_variants(base, off, agents, no_durations)
     for n in agents:
         for dist in ("load", "worksteal"):
             out.append(
@@ -316,6 +319,45 @@ def variants_for(suite: str, agents: list[int], no_durations: Path) -> list[Vari
                     (*on, "--agents-durations", ".test_durations"),
                 )
             )
+    return out
+
+
+def _coverage_variants(
+    base: tuple[str, ...], off: tuple[str, ...], agents: list[int], no_durations: Path
+) -> list[Variant]:
+    """Each runner with and without coverage of covpkg, reports off (data files only)."""
+    out = [
+        Variant("plain", "plain", 1, off),
+        Variant(
+            "coverage run",
+            "coverage-run",
+            1,
+            off,
+            ("-m", "coverage", "run", "--source=covpkg", "-m", "pytest"),
+        ),
+    ]
+    for n in agents:
+        xdist = (*off, "-n", str(n), "--dist", "worksteal")
+        out.append(Variant(f"xdist-worksteal -n{n}", "xdist-worksteal", n, xdist))
+        out.append(
+            Variant(
+                f"xdist-worksteal -n{n} +pytest-cov",
+                "xdist-worksteal+cov",
+                n,
+                (*xdist, "--cov=covpkg", "--cov-report="),
+            )
+        )
+        on = (*base, "--agents", str(n), "--agents-items", "1", "--agents-min-items", "1")
+        on = (*on, "--agents-durations", str(no_durations))
+        out.append(Variant(f"agents {n}", "agents", n, on))
+        out.append(
+            Variant(
+                f"agents {n} +cov",
+                "agents+cov",
+                n,
+                (*on, "--agents-cov=covpkg", "--agents-cov-report="),
+            )
+        )
     return out
 
 
@@ -412,6 +454,13 @@ def suite_table(rows: list[Row], sleep_info: dict[str, float] | None) -> list[st
     ]
     if sleep_info:
         header.append("x lower bound")
+    # Coverage variants: the cost of coverage, against the same runner without it.
+    without = {(r.kind, r.n): r.wall_s for r in rows}
+    base_of = {"coverage-run": "plain", "xdist-worksteal+cov": "xdist-worksteal"}
+    base_of["agents+cov"] = "agents"
+    measured_cov = any(r.kind in base_of for r in rows)
+    if measured_cov:
+        header.append("x without coverage")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in rows:
         status = f"{r.ok}/{r.runs}"
@@ -436,6 +485,10 @@ def suite_table(rows: list[Row], sleep_info: dict[str, float] | None) -> list[st
         ]
         if sleep_info:
             cells.append(_ratio(r.wall_s, lower_bound(sleep_info, r.n)))
+        if measured_cov:
+            plain_n = 1 if r.kind == "coverage-run" else r.n
+            reference = without.get((base_of.get(r.kind, ""), plain_n))
+            cells.append(_ratio(r.wall_s, reference) if r.kind in base_of else "-")
         if r.from_failed:
             cells = [c if c == "-" else f"({c})" for c in cells]
         cells = [r.variant, status, *cells]

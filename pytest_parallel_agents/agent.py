@@ -29,6 +29,7 @@ from .agent_channel import (
     ResultBuffer,
     Sender,
 )
+from .coverage_measure import Measurement, TestContexts, agent_data_file
 from .protocol import (
     PROTOCOL_VERSION,
     AgentFailed,
@@ -51,6 +52,7 @@ _CONTROLLER_ONLY: Final = (
     "nfplugin",
     "stepwiseplugin",
     "parallel-agents-durations",
+    "parallel-agents-coverage",
 )
 # Files pytest must still see to set up packages and conftests, even when no test there is ours.
 _ALWAYS_COLLECT: Final = frozenset({"__init__.py", "conftest.py"})
@@ -93,10 +95,12 @@ def serve(channel: Channel) -> None:
         _serve_forked(start, inbox, sender, _forked)
         return
     _prepare_process(start)
-    session = AgentSession(start, inbox, sender)
+    # Before pytest imports a conftest: import-time lines of the project count too.
+    measurement = _start_coverage(start)
+    session = AgentSession(start, inbox, sender, measurement)
     session.output.prepare()
     try:
-        status = pytest.main(list(start.args), plugins=[session])
+        status = pytest.main(list(start.args), plugins=[session, *session.extra_plugins])
     except BaseException:
         sender.send(AgentFailed(traceback.format_exc()))
         return
@@ -110,11 +114,27 @@ def serve(channel: Channel) -> None:
     _finished(sender, session, int(status))
 
 
+def _start_coverage(start: StartSession) -> Measurement | None:
+    if start.coverage is None:
+        return None
+    data_file = agent_data_file(start.coverage, start.agent_id)
+    # Subprocesses that measure themselves (coverage's patch = subprocess) write beside it.
+    os.environ["COVERAGE_FILE"] = data_file
+    measurement = Measurement(start.coverage, data_file, whole_view=False)
+    measurement.start()
+    return measurement
+
+
 def _finished(sender: Sender, session: AgentSession, status: int) -> None:
-    """Last results out, then the agent's closing figures."""
+    """Last results out, then the agent's coverage saved, then its closing figures."""
     session.flush()
+    seconds = 0.0
+    if session.measurement is not None:
+        started = time.perf_counter()
+        session.measurement.finish()
+        seconds = session.measurement.checkpoint_seconds + time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    sender.send(AgentFinished(status, int(peak_kb), tuple(session.session_warnings)))
+    sender.send(AgentFinished(status, int(peak_kb), tuple(session.session_warnings), seconds))
 
 
 def _serve_forked(start: StartSession, inbox: Inbox, sender: Sender, forked: _Forked) -> None:
@@ -125,9 +145,13 @@ def _serve_forked(start: StartSession, inbox: Inbox, sender: Sender, forked: _Fo
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.close(devnull)
-    agent = AgentSession(start, inbox, sender)
+    # The controller paused its own measurement before forking; this agent measures afresh.
+    measurement = _start_coverage(start)
+    agent = AgentSession(start, inbox, sender, measurement)
     config, session = forked.config, forked.session
     try:
+        for plugin in agent.extra_plugins:
+            config.pluginmanager.register(plugin)
         agent.adopt(config, session)
         agent.output.start()
         agent.pytest_runtestloop(session)
@@ -182,13 +206,25 @@ def _exit_with_parent(parent_pid: int) -> None:
 class AgentSession:
     """pytest plugin of an agent: narrows collection, runs what it is sent, reports back."""
 
-    def __init__(self, start: StartSession, inbox: Inbox, sender: Sender) -> None:
+    def __init__(
+        self,
+        start: StartSession,
+        inbox: Inbox,
+        sender: Sender,
+        measurement: Measurement | None = None,
+    ) -> None:
         self.start = start
         self.ready_sent = False
         self.session_warnings: list[WarningData] = []
+        self.measurement = measurement
+        self.extra_plugins: list[object] = []
+        if measurement is not None and measurement.request.test_context:
+            self.extra_plugins.append(TestContexts(measurement))
         self._inbox = inbox
         self._sender = sender
-        self._buffer = ResultBuffer(sender)
+        self._buffer = ResultBuffer(
+            sender, measurement.checkpoint if measurement is not None else None
+        )
         self._files = frozenset(Path(f) for f in start.files)
         self._items: dict[int, pytest.Item] = {}
         self._reports: list[pytest.TestReport] = []

@@ -86,10 +86,13 @@ class ResultBuffer:
     passed since the last send, and by a backstop thread when a long test keeps it busy.
 
     Flushing inline keeps a second thread from contending for the GIL after every test.
+    With a ``checkpoint`` (coverage saving), results leave only from the test thread, each
+    batch after its checkpoint: a result the controller holds has its coverage saved.
     """
 
-    def __init__(self, sender: Sender) -> None:
+    def __init__(self, sender: Sender, checkpoint: Callable[[], None] | None = None) -> None:
         self._sender = sender
+        self._checkpoint = checkpoint
         self._pending: list[TestResult] = []
         self._lock = threading.Lock()
         self._last_send = time.monotonic()
@@ -107,6 +110,8 @@ class ResultBuffer:
         with self._lock:
             batch, self._pending = self._pending, []
         if batch:
+            if self._checkpoint is not None:
+                self._checkpoint()
             self._last_send = time.monotonic()
             self._sender.send(TestsReported(tuple(batch)))
 
@@ -118,7 +123,7 @@ class ResultBuffer:
     def _run(self) -> None:
         while not self._closed.wait(_BACKSTOP):
             quiet = time.monotonic() - self._last_send
-            if self._pending and quiet >= _BACKSTOP:
+            if self._pending and quiet >= _BACKSTOP and self._checkpoint is None:
                 self.flush()  # the test thread is inside a long test
             elif quiet >= HEARTBEAT_INTERVAL:
                 self._last_send = time.monotonic()

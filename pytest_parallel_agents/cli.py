@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
+from .coverage_combine import Sources, combine, is_coverage_data, write_reports
+from .coverage_options import CoverageOptionError, Report, parse_percent, parse_reports
 from .durations import DurationsError, parse_durations
 from .merging import (
     DurationsSource,
@@ -40,6 +42,8 @@ METRICS_OUT = "metrics.json"
 # How much of a file is read to tell whether it may be XML or JSON at all.
 _PEEK = 512
 _BOM = b"\xef\xbb\xbf"
+_SQLITE = b"SQLite format 3\x00"
+COVERAGE_OUT = ".coverage"
 
 
 class UsageError(Exception):
@@ -64,12 +68,32 @@ def build_parser() -> argparse.ArgumentParser:
             "durations files ({nodeid: seconds}) and metrics files. Each PATH is a file, or a "
             "directory searched recursively; artifacts are recognised by their content. "
             f"Writes DIR/{JUNIT_OUT}, DIR/{DURATIONS_OUT} and DIR/{METRICS_OUT}, each only "
-            "when at least one input of its kind was found."
+            "when at least one input of its kind was found. Coverage data files (what "
+            "--agents-cov leaves in .coverage) are combined into DIR/.coverage, with the "
+            "configuration's [paths] remapping, and reported as --cov-report asks."
         ),
     )
     merge.add_argument("paths", nargs="*", metavar="PATH", help="an artifact file or a directory")
     merge.add_argument(
         "-o", "--out", metavar="DIR", help="directory for the merged files (created if missing)"
+    )
+    merge.add_argument(
+        "--cov-report",
+        action="append",
+        default=[],
+        metavar="TYPE[:DEST]",
+        help="a report of the combined coverage: term, term-missing[:skip-covered], html[:DIR], "
+        "xml[:FILE], json[:FILE], lcov[:FILE] (repeatable; without DEST, files go into --out)",
+    )
+    merge.add_argument(
+        "--cov-config",
+        metavar="PATH",
+        help="coverage configuration file (default: coverage's own search from here)",
+    )
+    merge.add_argument(
+        "--cov-fail-under",
+        metavar="PERCENT",
+        help="exit with status 1 when the combined coverage total is below PERCENT",
     )
     return parser
 
@@ -128,18 +152,19 @@ class Found:
     junit: list[tuple[Path, ET.Element]] = field(default_factory=list)
     durations: list[tuple[Path, DurationsSource]] = field(default_factory=list)
     metrics: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+    coverage: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     skipped: int = 0
 
     @property
     def empty(self) -> bool:
-        return not (self.junit or self.durations or self.metrics)
+        return not (self.junit or self.durations or self.metrics or self.coverage)
 
 
 def _looks_like_artifact(path: Path) -> bool:
     """Whether a file's name suggests an artifact, so that failing to parse it deserves a word."""
     name = path.name.lower()
-    return path.suffix.lower() in (".xml", ".json") or "durations" in name
+    return path.suffix.lower() in (".xml", ".json") or "durations" in name or "coverage" in name
 
 
 def _one_line(text: object) -> str:
@@ -170,6 +195,12 @@ def read_artifact(candidate: Candidate, found: Found) -> None:
             return
         with path.open("rb") as handle:
             head = handle.read(_PEEK)
+            if head.startswith(_SQLITE):
+                if is_coverage_data(path):
+                    found.coverage.append(path)
+                else:
+                    skip("an SQLite file that is not coverage data", malformed=True)
+                return
             lead = head.removeprefix(_BOM).lstrip()[:1]
             if lead not in (b"<", b"{", b"["):
                 skip(
@@ -265,8 +296,42 @@ def _plural(count: int, noun: str) -> str:
 # --- commands ------------------------------------------------------------------------------
 
 
-def run_merge(paths: Sequence[str], out: str | None, stdout: TextIO, stderr: TextIO) -> int:
+@dataclass(frozen=True)
+class CoverageArgs:
+    """The ``merge`` options about coverage data."""
+
+    reports: tuple[Report, ...] = ()
+    config: str | None = None
+    fail_under: float | None = None
+
+    @classmethod
+    def parse(
+        cls, reports: Sequence[str], config: str | None, fail_under: str | None
+    ) -> CoverageArgs:
+        try:
+            parsed = parse_reports(reports, "--cov-report") if reports else ()
+            limit = parse_percent(fail_under, "--cov-fail-under") if fail_under else None
+        except CoverageOptionError as exc:
+            raise UsageError(f"merge: {exc}") from None
+        if config is not None and not os.path.isfile(config):
+            raise UsageError(f"merge: --cov-config: no such file: {config}")
+        # Destinations are relative to where the command runs, as with coverage's own CLI.
+        absolute = tuple(
+            Report(r.kind, str(Path(r.dest).resolve())) if r.dest and not r.is_terminal else r
+            for r in parsed
+        )
+        return cls(absolute, config, limit)
+
+
+def run_merge(
+    paths: Sequence[str],
+    out: str | None,
+    stdout: TextIO,
+    stderr: TextIO,
+    coverage: CoverageArgs | None = None,
+) -> int:
     """The ``merge`` command; returns the exit status."""
+    coverage = coverage or CoverageArgs()
     if not paths:
         raise UsageError("merge: no PATH given (files or directories holding the artifacts)")
     if out is None:
@@ -288,7 +353,8 @@ def run_merge(paths: Sequence[str], out: str | None, stdout: TextIO, stderr: Tex
         print(line, file=stderr)
     if found.empty:
         raise UsageError(
-            "merge: no JUnit XML, durations or metrics files found in " + ", ".join(paths)
+            "merge: no JUnit XML, durations, metrics or coverage data files found in "
+            + ", ".join(paths)
         )
 
     outputs = [
@@ -297,6 +363,7 @@ def run_merge(paths: Sequence[str], out: str | None, stdout: TextIO, stderr: Tex
             (out_dir / JUNIT_OUT, found.junit),
             (out_dir / DURATIONS_OUT, found.durations),
             (out_dir / METRICS_OUT, found.metrics),
+            (out_dir / COVERAGE_OUT, found.coverage),
         )
         if present
     ]
@@ -334,6 +401,7 @@ def run_merge(paths: Sequence[str], out: str | None, stdout: TextIO, stderr: Tex
             lines.append(
                 f"merged {_plural(len(found.metrics), 'metrics file')} -> {out_dir / METRICS_OUT}"
             )
+        status = _merge_coverage(found.coverage, out_dir, coverage, lines) if found.coverage else 0
     except OSError as exc:
         print(f"ERROR: merge: cannot write to {out_dir}: {_one_line(exc)}", file=stderr)
         return EXIT_FAILED
@@ -341,7 +409,25 @@ def run_merge(paths: Sequence[str], out: str | None, stdout: TextIO, stderr: Tex
         lines.append(f"{_plural(found.skipped, 'file')} skipped (see the warnings above)")
     for line in lines:
         print(line, file=stdout)
-    return EXIT_OK
+    return status
+
+
+def _merge_coverage(inputs: list[Path], out_dir: Path, args: CoverageArgs, lines: list[str]) -> int:
+    """Combine the shards' coverage data into DIR/.coverage and write the reports asked for."""
+    sources = Sources(config_file=args.config or True)
+    target = out_dir / COVERAGE_OUT
+    problems = combine(inputs, target, sources)
+    lines.append(
+        f"combined {_plural(len(inputs), 'coverage data file')} -> {target}"
+        + "".join(f"\n  coverage: {p}" for p in problems)
+    )
+    if not args.reports and args.fail_under is None:
+        return EXIT_OK
+    outcome = write_reports(target, sources, args.reports, base=out_dir, fail_under=args.fail_under)
+    if outcome.table:
+        lines.append(outcome.table.rstrip("\n"))
+    lines.extend(outcome.lines)
+    return EXIT_FAILED if outcome.failed_under else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -351,7 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command is None:
             raise UsageError(f"no command given; see {PROG} --help")
-        return run_merge(args.paths, args.out, sys.stdout, sys.stderr)
+        coverage = CoverageArgs.parse(args.cov_report, args.cov_config, args.cov_fail_under)
+        return run_merge(args.paths, args.out, sys.stdout, sys.stderr, coverage)
     except UsageError as exc:
         print(f"ERROR: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE

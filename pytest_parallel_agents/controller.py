@@ -26,6 +26,7 @@ from .protocol import (
     AgentFinished,
     AgentReady,
     ChannelClosed,
+    CoverageRequest,
     OutputForwarded,
     RunTests,
     Shutdown,
@@ -118,6 +119,7 @@ class Controller:
         timeout: float | None = None,
         timeouts: dict[int, float] | None = None,
         heartbeat: float = 30.0,
+        coverage: CoverageRequest | None = None,
     ) -> None:
         self._config = config
         self._session = session
@@ -130,6 +132,7 @@ class Controller:
         self._timeout = timeout
         self._timeouts = timeouts or {}
         self._heartbeat = heartbeat
+        self._coverage = coverage
         self._last_watch = 0.0
         # Crash details per test that killed an agent, for its retry and its final report.
         self._crashes: dict[int, list[str]] = {}
@@ -272,6 +275,7 @@ class Controller:
                     forward_output=self._forward_output,
                     parent_pid=os.getpid(),
                     status_dir=str(self._status_dir),
+                    coverage=self._coverage,
                 )
             )
 
@@ -305,8 +309,12 @@ class Controller:
                 self._tests_reported(agent, results)
             case OutputForwarded(text=text):
                 self._forward(agent_id, text)
-            case AgentFinished(peak_rss_kb=peak, warnings=session_warnings):
+            case AgentFinished(
+                peak_rss_kb=peak, warnings=session_warnings, coverage_seconds=coverage_seconds
+            ):
                 agent.record.peak_rss_kb = peak
+                if self._coverage is not None:
+                    agent.record.coverage_seconds = coverage_seconds
                 for data in session_warnings:
                     self._replayer.warning(data)
                 self._agent_ended(agent)

@@ -40,6 +40,7 @@ def agent_metrics(agent: AgentRecord) -> dict[str, Any]:
         "busy_seconds": _round(agent.busy_seconds),
         "utilization": _round(agent.utilization),
         "peak_rss_mb": None if agent.peak_rss_kb is None else round(agent.peak_rss_kb / 1024, 1),
+        "coverage_save_seconds": _round(agent.coverage_seconds),
         "crashed": agent.crashed,
         "exit": agent.exit_detail or None,
     }

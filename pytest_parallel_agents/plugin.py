@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,8 @@ import pytest
 from . import hookspecs
 from .agent import AgentSession
 from .controller import Controller, SuiteWork
+from .coverage_options import add_coverage_options
+from .coverage_plugin import COVERAGE_KEY, start_early
 from .durations import DurationsError, predict, read_durations, store_durations
 from .metrics import build_metrics, dumps, plan_lines, shard_lines, summary_lines
 from .options import Settings, add_options, load_settings, usable_cpus
@@ -47,6 +49,16 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    add_coverage_options(parser)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Iterator[None]:
+    # A wrapper runs before every other implementation, pytest-cov's included, and before
+    # conftests import the project: coverage must be running by then.
+    if not hasattr(early_config, "workerinput"):
+        start_early(early_config, in_agent=is_agent(early_config))
+    return (yield)
 
 
 def is_agent(config: pytest.Config) -> bool:
@@ -222,6 +234,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             f"(budget {plan.budget}): "
             + ", ".join(f"{s.name} {s.tests}→{s.agents}" for s in plan.suites)
         )
+    coverage = config.stash.get(COVERAGE_KEY, None)
     controller = Controller(
         config,
         session,
@@ -236,11 +249,17 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         timeouts=_marker_timeouts(session.items),
         heartbeat=settings.heartbeat,
         start_method=settings.start_method,
+        coverage=coverage.request if coverage is not None else None,
     )
+    if coverage is not None:
+        # Agents measure the tests; forked agents must not inherit a running tracer.
+        coverage.controller.pause()
     try:
         controller.run(plan)
     finally:
         run.tests_reported = controller.reported
+        if coverage is not None:
+            coverage.controller.start()
     _run_serial(session, serial, run)
     return True
 

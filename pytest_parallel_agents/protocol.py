@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 # Bumped whenever a message gains, loses or changes a field; both sides check it at start-up.
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 
 # What execnet can carry: these builtins nested in tuples, lists and dicts.
 Wire: TypeAlias = Any
@@ -20,6 +20,18 @@ class ProtocolError(Exception):
 
 
 # --- commands: controller → agent (imperative) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class CoverageRequest:
+    """How an agent measures coverage (SPEC §8), part of StartSession."""
+
+    sources: tuple[str, ...]  # empty: the coverage configuration's own source setting
+    branch: bool | None  # None: the configuration decides
+    config_file: str | bool  # True: coverage's own search for a configuration file
+    test_context: bool  # record "<node id>|<phase>" dynamic contexts
+    # Where the agent writes its data file; every agent process writes its own file there.
+    directory: str
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,7 @@ class StartSession:
     parent_pid: int
     # Where the agent keeps its scoreboard slot and faulthandler log (see scoreboard.py).
     status_dir: str
+    coverage: CoverageRequest | None
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,7 @@ class AgentFinished:
     exitstatus: int
     peak_rss_kb: int
     warnings: tuple[WarningData, ...]
+    coverage_seconds: float  # spent saving coverage at test boundaries (0 without coverage)
 
 
 @dataclass(frozen=True)
@@ -176,7 +190,7 @@ _BY_TAG: Final = {cls.__name__: cls for cls in _MESSAGES}
 # this package (the classes unpickled here are its own), and an agent runs the controller's
 # code already, so unpickling what it sends adds no trust.
 _PICKLED: Final[dict[type[Any], frozenset[str]]] = {
-    StartSession: frozenset({"args", "sys_path", "tests", "nodeids", "files"}),
+    StartSession: frozenset({"args", "sys_path", "tests", "nodeids", "files", "coverage"}),
     RunTests: frozenset({"indices"}),
     TestsReported: frozenset({"results"}),
     AgentFinished: frozenset({"warnings"}),

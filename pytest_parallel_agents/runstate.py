@@ -25,6 +25,7 @@ class AgentRecord:
     tests: int = 0
     busy_seconds: float = 0.0
     peak_rss_kb: int | None = None
+    coverage_seconds: float | None = None
     crashed: bool = False
     exit_detail: str = ""
 

@@ -351,7 +351,10 @@ def test_latest_durations_file_wins_a_conflict(pytester: pytest.Pytester) -> Non
         (["merge", "missing-dir", "--out", "out"], ["missing-dir", "does not exist"]),
         (["merge", "data"], ["--out"]),
         (["merge", "data", "--out", "afile"], ["--out afile", "not a directory"]),
-        (["merge", "nothing", "--out", "out"], ["no JUnit XML, durations or metrics files"]),
+        (
+            ["merge", "nothing", "--out", "out"],
+            ["no JUnit XML, durations, metrics or coverage data files"],
+        ),
         (["merge", "data", "--out", "out", "--bogus"], ["--bogus"]),
         ([], ["no command"]),
         (["frobnicate"], ["frobnicate"]),

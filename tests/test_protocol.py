@@ -12,6 +12,7 @@ from pytest_parallel_agents.protocol import (
     AgentFinished,
     AgentReady,
     ChannelClosed,
+    CoverageRequest,
     OutputForwarded,
     ProtocolError,
     RunTests,
@@ -42,6 +43,7 @@ MESSAGES = [
         forward_output=False,
         parent_pid=123,
         status_dir="/tmp/pytest-of-x/pytest-1/.agents",
+        coverage=CoverageRequest(("mypkg",), True, "/work/.coveragerc", False, "/tmp/cov"),
     ),
     RunTests((1, 2, 3)),
     Shutdown(drop_pending=True),
@@ -59,7 +61,7 @@ MESSAGES = [
         )
     ),
     OutputForwarded("hello\n"),
-    AgentFinished(0, 51200, (WARNING,)),
+    AgentFinished(0, 51200, (WARNING,), 0.5),
     AgentFailed("Traceback ..."),
 ]
 

@@ -1,0 +1,136 @@
+"""Coverage measured in one process, an agent or the controller, saved at test boundaries."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from typing import Final, final
+
+import coverage
+import pytest
+from coverage.exceptions import CoverageWarning
+
+from .protocol import CoverageRequest
+
+# Warnings that one process of a parallel run cannot judge: an agent imports only some of
+# the sources, and a forked agent finds every source imported before it started measuring.
+_PARTIAL_VIEW: Final = ["no-data-collected", "module-not-imported", "module-not-measured"]
+
+
+@final
+class Measurement:
+    """A Coverage object bound to one data file, with cheap saves between tests.
+
+    ``checkpoint`` moves what the tracer recorded into the data file; it runs in the test
+    thread just before finished tests' results leave the agent, so a result the controller
+    holds always has its coverage on disk, even if the agent dies in the next test.
+    """
+
+    def __init__(self, request: CoverageRequest, data_file: str, *, whole_view: bool) -> None:
+        self.data_file = data_file
+        self.request = request
+        self.warnings: list[str] = []
+        self.checkpoint_seconds = 0.0
+        self.checkpoints = 0
+        self._cov = coverage.Coverage(
+            data_file=data_file,
+            source=list(request.sources) or None,
+            branch=request.branch,
+            config_file=request.config_file,
+        )
+        if not whole_view:
+            self._cov.set_option("run:disable_warnings", _PARTIAL_VIEW)
+        self._running = False
+
+    @property
+    def cov(self) -> coverage.Coverage:
+        return self._cov
+
+    def start(self) -> None:
+        if not self._running:
+            with self._recording():
+                self._cov.start()
+            self._running = True
+
+    def pause(self) -> None:
+        if self._running:
+            with self._recording():
+                self._cov.stop()
+            self._running = False
+
+    def checkpoint(self) -> None:
+        """Write what was measured since the last checkpoint to the data file."""
+        started = time.perf_counter()
+        # The collector's own flush appends the new lines in one small transaction;
+        # get_data() would also walk every source directory for unexecuted files each time.
+        collector = getattr(self._cov, "_collector", None)
+        flush = getattr(collector, "flush_data", None)
+        with self._recording():
+            if callable(flush):
+                flush()
+            else:
+                self._cov.get_data()
+        self.checkpoint_seconds += time.perf_counter() - started
+        self.checkpoints += 1
+
+    def finish(self) -> None:
+        """Stop measuring and save everything, unexecuted source files included."""
+        with self._recording():
+            if self._running:
+                self._cov.stop()
+                self._running = False
+            self._cov.save()
+
+    def switch_context(self, context: str) -> None:
+        if self._running:
+            self._cov.switch_context(context)
+
+    @contextlib.contextmanager
+    def _recording(self) -> Iterator[None]:
+        """Coverage's warnings go to a list shown in the coverage summary, not to pytest's
+        (where -W error would turn them into a failure of whatever test is running)."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CoverageWarning)
+            yield
+        for message in caught:
+            text = str(message.message)
+            if text not in self.warnings:
+                self.warnings.append(text)
+
+
+def agent_data_file(request: CoverageRequest, agent_id: str) -> str:
+    """The data file of one agent process: unique per process, in the run's coverage dir."""
+    return os.path.join(request.directory, f".coverage.{agent_id}.{os.getpid()}")
+
+
+@final
+class TestContexts:
+    """``--agents-cov-context test``: each phase of each test is its own dynamic context,
+    named ``<node id>|<phase>`` as pytest-cov names them."""
+
+    __test__ = False
+
+    def __init__(self, measurement: Measurement) -> None:
+        self._measurement = measurement
+
+    def _switch(self, item: pytest.Item, when: str) -> Iterator[None]:
+        self._measurement.switch_context(f"{item.nodeid}|{when}")
+        try:
+            yield
+        finally:
+            self._measurement.switch_context("")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Iterator[None]:
+        return (yield from self._switch(item, "setup"))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
+        return (yield from self._switch(item, "run"))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Iterator[None]:
+        return (yield from self._switch(item, "teardown"))
