@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench clean sshd
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy pytest_parallel_agents
 
+# The remote-agent tests need OpenSSH; the tests start and stop their own sshd.
+sshd:
+	@if [ -z "$$PYTEST_AGENTS_NO_SSH" ]; then sh tests/install_sshd.sh; fi
+
 # The project's own suite runs under its own plugin (dogfood).
-pytest: $(STAMP)
+pytest: $(STAMP) sshd
 	$(PY) -m pytest --agents auto
 
 test: lint typecheck pytest

@@ -6,6 +6,7 @@ import contextlib
 import os
 import queue
 import resource
+import shutil
 import sys
 import threading
 import time
@@ -30,6 +31,7 @@ from .agent_channel import (
     Sender,
 )
 from .coverage_measure import Measurement, TestContexts, agent_data_file
+from .placement import place
 from .protocol import (
     PROTOCOL_VERSION,
     AgentFailed,
@@ -94,6 +96,16 @@ def serve(channel: Channel) -> None:
     if _forked is not None:
         _serve_forked(start, inbox, sender, _forked)
         return
+    start, own_dir = place(start)
+    try:
+        _serve_spawned(start, inbox, sender)
+    finally:
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _serve_spawned(start: StartSession, inbox: Inbox, sender: Sender) -> None:
+    """A fresh interpreter (local or on a remote host): a whole pytest session of its own."""
     _prepare_process(start)
     # Before pytest imports a conftest: import-time lines of the project count too.
     measurement = _start_coverage(start)
@@ -129,12 +141,20 @@ def _finished(sender: Sender, session: AgentSession, status: int) -> None:
     """Last results out, then the agent's coverage saved, then its closing figures."""
     session.flush()
     seconds = 0.0
-    if session.measurement is not None:
+    shipped: tuple[tuple[str, bytes], ...] = ()
+    measurement = session.measurement
+    if measurement is not None:
         started = time.perf_counter()
-        session.measurement.finish()
-        seconds = session.measurement.checkpoint_seconds + time.perf_counter() - started
+        measurement.finish()
+        seconds = measurement.checkpoint_seconds + time.perf_counter() - started
+        if session.start.remote:
+            # The controller cannot read this host's files: the data travels with us.
+            directory = Path(measurement.request.directory)
+            shipped = tuple((p.name, p.read_bytes()) for p in sorted(directory.iterdir()))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    sender.send(AgentFinished(status, int(peak_kb), tuple(session.session_warnings), seconds))
+    sender.send(
+        AgentFinished(status, int(peak_kb), tuple(session.session_warnings), seconds, shipped)
+    )
 
 
 def _serve_forked(start: StartSession, inbox: Inbox, sender: Sender, forked: _Forked) -> None:
@@ -171,15 +191,21 @@ def _serve_forked(start: StartSession, inbox: Inbox, sender: Sender, forked: _Fo
 
 def _prepare_process(start: StartSession) -> None:
     os.chdir(start.invocation_dir)
-    sys.path[:] = list(start.sys_path)
+    if start.remote:
+        # The host's interpreter keeps its own paths; the project's come first.
+        sys.path[:0] = [p for p in start.sys_path if p not in sys.path]
+    else:
+        sys.path[:] = list(start.sys_path)
     _prepare_environment(start)
 
 
 def _prepare_environment(start: StartSession) -> None:
     # Our own process group: a Ctrl-C in the terminal reaches the controller alone, which
-    # stops the agents in order (and tests that send themselves SIGINT still can).
-    with contextlib.suppress(OSError):
-        os.setpgid(0, 0)
+    # stops the agents in order (and tests that send themselves SIGINT still can). A remote
+    # agent has no terminal of ours, and may share its process with a socket server.
+    if not start.remote:
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)
     os.environ.update(
         PYTEST_AGENT_ID=start.agent_id,
         PYTEST_AGENT_SUITE=start.suite,
@@ -337,11 +363,18 @@ class AgentSession:
                 missing.append(index)
         reason = ""
         if missing:
-            reason = f"agent {self.start.agent_id} did not collect this test"
+            reason = _mismatch(self.start, missing, session.items, by_nodeid)
             if self._collect_errors:
                 reason += "; its collection errors:\n" + "\n".join(self._collect_errors)
         self._sender.send(
-            AgentReady(PROTOCOL_VERSION, os.getpid(), len(session.items), tuple(missing), reason)
+            AgentReady(
+                PROTOCOL_VERSION,
+                os.getpid(),
+                len(session.items),
+                tuple(missing),
+                reason,
+                self.start.host_root if self.start.remote else "",
+            )
         )
         self.ready_sent = True
 
@@ -511,6 +544,35 @@ def _compact(reports: list[pytest.TestReport]) -> CompactPass | None:
     first = reports[0]
     path, lineno, domain = first.location
     return (str(path), lineno, str(domain)), tuple(first.keywords), tuple(phases)
+
+
+def _mismatch(
+    start: StartSession,
+    missing: list[int],
+    items: list[pytest.Item],
+    unclaimed: dict[str, deque[pytest.Item]],
+) -> str:
+    """Why tests are missing, with the first node ids that differ from the controller's."""
+    first = start.nodeids[start.tests.index(missing[0])]
+    where = "on its host" if start.remote else "here"
+    text = (
+        f"collection mismatch: agent {start.agent_id} did not collect this test {where}; "
+        f"first differing node ids: the controller collected {first!r}"
+    )
+    module = first.split("::")[0]
+    instead = next(
+        (
+            item.nodeid
+            for item in items
+            if item.nodeid.split("::")[0] == module and unclaimed.get(item.nodeid)
+        ),
+        None,
+    )
+    if instead is not None:
+        text += f", the agent collected {instead!r} instead"
+    elif not any(item.nodeid.split("::")[0] == module for item in items):
+        text += f"; the agent collected nothing from {module}"
+    return text
 
 
 def _make_read_only(cache: Any) -> None:

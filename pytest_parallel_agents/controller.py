@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, final
@@ -19,6 +19,7 @@ from typing import Final, final
 import pytest
 
 from .agent import fork_child_setup
+from .fleet import Fleet, HostUnreachable
 from .protocol import (
     PROTOCOL_VERSION,
     AgentAlive,
@@ -37,9 +38,10 @@ from .protocol import (
 from .replay import Ledger, Replayer
 from .runstate import AgentRecord, RunState
 from .scheduling import SuiteQueue, WorkUnit
-from .scoreboard import crash_summary, read_crash_log, read_slot
+from .scoreboard import crash_summary
 from .sizing import Plan, SuitePlan
 from .transport import FORK, AgentLink, Transport
+from .txspecs import TxSpec
 
 # Tests an agent should hold before it needs more; refilled at half, so it never waits.
 _MIN_WINDOW: Final = 2
@@ -52,6 +54,10 @@ _WATCH_INTERVAL: Final = 0.1
 _DUMP_GRACE: Final = 0.2
 # Agents that die before running anything, this many in a row, end their suite's attempts.
 _FRUITLESS_CRASHES: Final = 3
+
+
+# Where a remote agent's coverage data goes: (agent id, {file name: content}, host root).
+CoverageSink = Callable[[str, dict[str, bytes], str], None]
 
 
 class AgentInternalError(Exception):
@@ -83,6 +89,7 @@ class _Agent:
     last_dispatch: float = 0.0  # wall clock (time.time), comparable with the agent's slot
     # Set when the watchdog kills the agent: (test it was stuck in, or None; why).
     stuck: tuple[int | None, str] | None = None
+    host_root: str = ""  # a remote agent's root on its host (from AgentReady)
 
 
 @dataclass
@@ -120,6 +127,10 @@ class Controller:
         timeouts: dict[int, float] | None = None,
         heartbeat: float = 30.0,
         coverage: CoverageRequest | None = None,
+        coverage_sink: CoverageSink | None = None,
+        tx: Sequence[TxSpec] = (),
+        rsync: Sequence[Path] = (),
+        rsync_ignore: Sequence[str] = (),
     ) -> None:
         self._config = config
         self._session = session
@@ -133,6 +144,7 @@ class Controller:
         self._timeouts = timeouts or {}
         self._heartbeat = heartbeat
         self._coverage = coverage
+        self._coverage_sink = coverage_sink
         self._last_watch = 0.0
         # Crash details per test that killed an agent, for its retry and its final report.
         self._crashes: dict[int, list[str]] = {}
@@ -143,6 +155,18 @@ class Controller:
         self._replayer = Replayer(config)
         self._ledger = Ledger([i for w in work.values() for i in w.tests])
         self._transport = Transport()
+        if tx:
+            self._spec = "popen"  # nothing is forked when the gateways are given
+        self._fleet = Fleet(
+            self._transport,
+            local_spec=self._spec,
+            tx=tx,
+            run_id=run.run_id,
+            rootdir=config.rootpath,
+            rsync=rsync,
+            rsync_ignore=rsync_ignore,
+            inifile=config.inipath,
+        )
         self._agents: dict[str, _Agent] = {}
         self._pools: dict[str, _Pool] = {}
         self._stopping = False
@@ -175,6 +199,10 @@ class Controller:
             capture.stop_global_capturing()
         try:
             with _terminate_as_interrupt():
+                try:
+                    self._fleet.prepare()
+                except HostUnreachable as exc:
+                    raise pytest.UsageError(str(exc)) from None
                 self._run_plan(plan, pending)
         finally:
             if self._spec == FORK and capture is not None:
@@ -206,6 +234,8 @@ class Controller:
             finally:
                 self._run.execution_finished = time.perf_counter()
                 gc.unfreeze()
+                for problem in self._fleet.cleanup():
+                    self._warn(problem)
 
     def _live_agents(self) -> int:
         return sum(1 for agent in self._agents.values() if not agent.finished)
@@ -221,10 +251,12 @@ class Controller:
                 break
             if live and live + suite.agents > budget:
                 break
+            names = [f"{suite.name}-{n}" for n in range(suite.agents)]
+            if not self._fleet.reserve(suite.name, names):
+                break  # its hosts are busy with other suites
             pending.popleft()
             self._exclusive_running = exclusive
             work = self._work[suite.name]
-            names = [f"{suite.name}-{n}" for n in range(suite.agents)]
             pool = _Pool(
                 work,
                 SuiteQueue(work.units, names, durations_known=work.durations_known),
@@ -246,11 +278,14 @@ class Controller:
             )
 
     def _start_agents(self, wanted: list[tuple[str, str]]) -> None:
+        places = {agent_id: self._fleet.place(agent_id) for _, agent_id in wanted}
         links = self._transport.start(
-            [(agent_id, self._spec) for _, agent_id in wanted], self._fork_child
+            [(agent_id, places[agent_id].spec) for _, agent_id in wanted], self._fork_child
         )
         for (suite, agent_id), link in zip(wanted, links, strict=True):
-            record = AgentRecord(agent_id, suite, link.host, link.spawn_started, pid=link.pid)
+            place = places[agent_id]
+            pid = None if place.remote else link.pid
+            record = AgentRecord(agent_id, suite, place.host, link.spawn_started, pid=pid)
             self._run.agents[agent_id] = record
             agent = _Agent(record, link, suite)
             self._agents[agent_id] = agent
@@ -269,13 +304,17 @@ class Controller:
                     basetemp=os.path.join(self._basetemp, agent_id),
                     tests=tuple(work.tests),
                     nodeids=()
-                    if self._spec == FORK
+                    if place.spec == FORK
                     else tuple(self._items[i].nodeid for i in work.tests),
                     files=work.files,
                     forward_output=self._forward_output,
-                    parent_pid=os.getpid(),
+                    parent_pid=0 if place.remote else os.getpid(),
                     status_dir=str(self._status_dir),
                     coverage=self._coverage,
+                    remote=place.remote,
+                    rootdir=str(self._config.rootpath),
+                    host_root=place.host_root,
+                    host_dir=place.host_dir,
                 )
             )
 
@@ -289,7 +328,13 @@ class Controller:
         match event:
             case AgentAlive():
                 pass
-            case AgentReady(protocol=protocol, pid=pid, missing=missing, missing_reason=reason):
+            case AgentReady(
+                protocol=protocol,
+                pid=pid,
+                missing=missing,
+                missing_reason=reason,
+                host_root=host_root,
+            ):
                 if protocol != PROTOCOL_VERSION:
                     raise AgentInternalError(
                         f"agent {agent_id} speaks protocol {protocol}, "
@@ -298,6 +343,9 @@ class Controller:
                 agent.record.pid = pid
                 agent.record.ready_at = time.perf_counter()
                 agent.ready = True
+                agent.host_root = host_root
+                if missing:
+                    self._warn(f"{agent_id} on {agent.record.host}: {reason.splitlines()[0]}")
                 for index in missing:
                     if self._ledger.record(index):
                         self._replayer.failure(self._items[index], reason, agent_id)
@@ -310,11 +358,16 @@ class Controller:
             case OutputForwarded(text=text):
                 self._forward(agent_id, text)
             case AgentFinished(
-                peak_rss_kb=peak, warnings=session_warnings, coverage_seconds=coverage_seconds
+                peak_rss_kb=peak,
+                warnings=session_warnings,
+                coverage_seconds=coverage_seconds,
+                coverage_data=coverage_data,
             ):
                 agent.record.peak_rss_kb = peak
                 if self._coverage is not None:
                     agent.record.coverage_seconds = coverage_seconds
+                if coverage_data and self._coverage_sink is not None:
+                    self._coverage_sink(agent_id, dict(coverage_data), agent.host_root)
                 for data in session_warnings:
                     self._replayer.warning(data)
                 self._agent_ended(agent)
@@ -409,6 +462,7 @@ class Controller:
         agent.finished = True
         agent.record.finished_at = time.perf_counter()
         self._transport.stop(agent.record.id)
+        self._fleet.release(agent.record.id, crashed=agent.record.crashed)
         self._config.hook.pytest_agents_agent_finished(config=self._config, agent=agent.record)
         pool = self._pools[agent.suite]
         pool.agents.discard(agent.record.id)
@@ -430,23 +484,39 @@ class Controller:
         if agent.stuck is not None:
             running, why = agent.stuck
         else:
-            running, why = read_slot(self._status_dir, record.id)[0], ""
+            running, why = self._fleet.read_slot(record.id, self._status_dir)[0], ""
+        if self._coverage_sink is not None:
+            # What a dead remote agent measured is still on its host, up to its last result.
+            files, root = self._fleet.remote_coverage(record.id)
+            if files:
+                self._coverage_sink(record.id, files, agent.host_root or root)
         sent = list(agent.in_flight)
         agent.in_flight.clear()
         victim = running if running in sent else None
         # Tests before the victim ran, but their reports died in the agent's buffer.
-        requeue = [i for i in sent if i != victim] + pool.queue.remove_agent(record.id)
+        requeue = [i for i in sent if i != victim]
         self._agent_ended(agent)
         if victim is not None:
             self._crashed_test(pool, victim, record, died_at, why)
         if self._stopping:
+            pool.queue.remove_agent(record.id)
             return
         pool.queue.requeue(requeue)
+        # Then what it had not been sent yet (remove_agent puts that in front itself, whole:
+        # adding it to ``requeue`` as well would run those tests twice).
+        pool.queue.remove_agent(record.id)
         pool.crashed += 1
         pool.fruitless = 0 if victim is not None else pool.fruitless + 1
         if pool.queue.empty and not pool.retries:
             return
         if pool.fruitless >= _FRUITLESS_CRASHES:
+            if pool.agents:
+                # Its other agents carry on without replacements (a host dropped, say); the
+                # tests waiting for a fresh agent may run on any of them now.
+                pool.retries = deque((index, -math.inf) for index, _ in pool.retries)
+                for other in list(pool.agents):
+                    self._dispatch(self._agents[other])
+                return
             self._give_up(pool, f"{pool.fruitless} agents died in a row before running a test")
             return
         if not pool.degraded and (
@@ -460,6 +530,8 @@ class Controller:
 
     def _replace(self, pool: _Pool) -> None:
         replacement = f"{pool.work.name}-{pool.next_number}"
+        if not self._fleet.reserve(pool.work.name, [replacement]):
+            return  # no gateway free for it: the pool's other agents carry on
         pool.next_number += 1
         pool.queue.add_agent(replacement)
         self._start_agents([(pool.work.name, replacement)])
@@ -482,7 +554,7 @@ class Controller:
     def _crashed_test(
         self, pool: _Pool, index: int, record: AgentRecord, died_at: float, timeout: str
     ) -> None:
-        traceback = crash_summary(read_crash_log(self._status_dir, record.id))
+        traceback = crash_summary(self._fleet.read_crash_log(record.id, self._status_dir))
         if timeout:
             # A timeout is the test's own doing: reported at once, never retried.
             if self._ledger.record(index):
@@ -522,7 +594,7 @@ class Controller:
         for agent in list(self._agents.values()):
             if agent.finished or agent.stuck is not None or not agent.ready:
                 continue
-            running, since = read_slot(self._status_dir, agent.record.id)
+            running, since = self._fleet.read_slot(agent.record.id, self._status_dir, fresh=False)
             limit = self._timeouts.get(running, self._timeout) if running is not None else None
             if running is not None and limit and wall - since > limit:
                 self._kill_stuck(agent, running, f"timeout: still running after {limit:g} s")
@@ -545,14 +617,14 @@ class Controller:
         agent.stuck = (index, why if index is not None else "")
         if index is None:
             agent.record.exit_detail = f"stopped answering: {why}"
-        process = agent.link.process
-        if process is None:
-            self._transport.stop(agent.record.id)
-            return
-        with contextlib.suppress(OSError):
-            os.kill(process.pid, signal.SIGUSR1)
+        agent_id, pid = agent.record.id, agent.record.pid
+        if hasattr(signal, "SIGUSR1") and self._fleet.signal(agent_id, pid, signal.SIGUSR1):
             time.sleep(_DUMP_GRACE)
-        process.kill()
+        if not self._fleet.signal(agent_id, pid, signal.SIGKILL):
+            # Nothing to signal (a socket gateway): ending the gateway is all there is.
+            if agent.link.process is not None:
+                agent.link.process.kill()
+            self._transport.stop(agent_id)
 
     def _requeue(self, pool: _Pool, tests: list[int]) -> None:
         pool.queue.requeue(tests)
@@ -578,6 +650,13 @@ class Controller:
 
     def _should_stop(self) -> bool:
         return bool(self._session.shouldfail or self._session.shouldstop)
+
+    def _warn(self, text: str) -> None:
+        line = f"WARNING: pytest-parallel-agents: {text}"
+        if self._terminal is not None:
+            self._terminal.write_line(line, yellow=True)
+        else:
+            print(line)
 
     def _forward(self, agent_id: str, text: str) -> None:
         line = f"[{agent_id}] {text.rstrip(chr(10))}"

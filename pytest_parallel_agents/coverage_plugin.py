@@ -30,9 +30,12 @@ class CoverageRun:
     """One run's coverage: the settings, the directory of data files, the controller's own
     measurement (it imports the project while collecting), and the result at the end."""
 
-    def __init__(self, settings: CoverageSettings, invocation_dir: Path) -> None:
+    def __init__(self, settings: CoverageSettings, invocation_dir: Path, rootdir: Path) -> None:
         self.settings = settings
         self.invocation_dir = invocation_dir
+        self.rootdir = rootdir
+        # (local rootdir, the same directory on a remote host): [paths] for combining.
+        self.remaps: list[tuple[str, str]] = []
         self.directory = Path(tempfile.mkdtemp(prefix="pytest-agents-cov-"))
         atexit.register(shutil.rmtree, self.directory, ignore_errors=True)
         self.request = CoverageRequest(
@@ -52,12 +55,22 @@ class CoverageRun:
     def sources(self) -> Sources:
         return Sources(self.settings.sources, self.settings.config_file, self.settings.branch)
 
+    def add_remote(self, agent_id: str, files: dict[str, bytes], host_root: str) -> None:
+        """Data files a remote agent measured, named after it, and how to map its paths."""
+        for name, data in files.items():
+            (self.directory / f"{name}.{agent_id}.remote").write_bytes(data)
+        pair = (str(self.rootdir), host_root)
+        if host_root and host_root != str(self.rootdir) and pair not in self.remaps:
+            self.remaps.append(pair)
+
     def finish(self, *, tests_failed: bool) -> Outcome:
         """Save the controller's data, combine every data file, write the reports."""
         self.controller.finish()
         inputs = sorted(p for p in self.directory.iterdir() if p.is_file())
         target = target_data_file(self.sources, self.invocation_dir)
-        self.problems.extend(combine(inputs, target, self.sources, append=self.settings.append))
+        self.problems.extend(
+            combine(inputs, target, self.sources, append=self.settings.append, remap=self.remaps)
+        )
         reports = self.settings.reports
         if self.settings.skip_reports_on_failure and tests_failed:
             reports = ()
@@ -104,7 +117,7 @@ def start_early(config: pytest.Config, *, in_agent: bool) -> None:
     settings = combine_settings(ours, theirs)
     if settings is None:
         return
-    run = CoverageRun(settings, Path(config.invocation_params.dir))
+    run = CoverageRun(settings, Path(config.invocation_params.dir), config.rootpath)
     config.stash[COVERAGE_KEY] = run
     config.pluginmanager.register(CoveragePlugin(run), PLUGIN_NAME)
     if settings.test_context:

@@ -11,8 +11,9 @@ from typing import Final, final
 import pytest
 
 from .sharding import Shard, ShardError, parse_shard, shard_from_bazel, shard_from_ci
-from .suites import SuiteRule, SuiteRuleError, parse_suite_rules
+from .suites import SuiteRule, SuiteRuleError, known_suites, parse_suite_rules
 from .transport import can_fork
+from .txspecs import TxSpec, TxSpecError, expand, parse_tx
 
 GROUP: Final = "parallel-agents"
 DEFAULT_ITEMS: Final = 5
@@ -133,6 +134,46 @@ def add_options(parser: pytest.Parser) -> None:
         help="an agent silent (or idle with tests to run) this long is killed and replaced "
         "(default 30). ini: agents_heartbeat",
     )
+    group.addoption(
+        "--agents-tx",
+        dest="agents_tx",
+        metavar="SPEC",
+        action="append",
+        default=[],
+        help="start agents on execnet gateways instead of local processes (repeatable): "
+        "[N*]popen | ssh=HOST | socket=HOST:PORT, with //python=, //chdir=, //ssh_config=, "
+        "//suite=NAME (this host runs only that suite). ini: agents_tx",
+    )
+    group.addoption(
+        "--agents-rsync",
+        dest="agents_rsync",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="copy DIR (inside the rootdir) to every remote host before its agents start, "
+        "into a directory of this run that is removed afterwards (repeatable). "
+        "ini: agents_rsync",
+    )
+    group.addoption(
+        "--agents-rsync-ignore",
+        dest="agents_rsync_ignore",
+        metavar="GLOB",
+        action="append",
+        default=[],
+        help="names not copied by --agents-rsync, besides .git, __pycache__, .venv and other "
+        "caches (repeatable). ini: agents_rsync_ignore",
+    )
+    group.addoption(
+        "--agents-tx-allow-socket",
+        dest="agents_tx_allow_socket",
+        action="store_true",
+        default=False,
+        help="allow socket= gateways to addresses other than loopback (an execnet socket "
+        "server runs any code sent to its port)",
+    )
+    parser.addini("agents_tx", "gateway specs for --agents-tx, one per line", type="linelist")
+    parser.addini("agents_rsync", "directories for --agents-rsync", type="linelist")
+    parser.addini("agents_rsync_ignore", "globs for --agents-rsync-ignore", type="linelist")
     parser.addini("agents_timeout", "default for --agents-timeout", default="")
     parser.addini("agents_heartbeat", "default for --agents-heartbeat", default="")
     parser.addini("agents_max_restarts", "default for --agents-max-restarts", default="")
@@ -172,6 +213,9 @@ class Settings:
     retries: int
     timeout: float | None
     heartbeat: float
+    tx: tuple[TxSpec, ...] = ()
+    rsync: tuple[Path, ...] = ()
+    rsync_ignore: tuple[str, ...] = ()
 
     @property
     def classify(self) -> bool:
@@ -200,6 +244,19 @@ def load_settings(config: pytest.Config) -> Settings:
     option = config.option
     raw_agents = option.agents if option.agents is not None else _ini(config, "agents")
     agents = _parse_agents(raw_agents) if raw_agents else 0
+    tx = _tx_specs(config)
+    if tx:
+        slots = len(expand(tx))
+        if option.agents is not None and str(option.agents).strip().lower() not in (
+            "auto",
+            str(slots),
+        ):
+            raise pytest.UsageError(
+                f"--agents {option.agents} and --agents-tx ({slots} agents) disagree; "
+                "with --agents-tx the gateway specs decide how many agents run"
+            )
+        agents, raw_agents = slots, str(slots)
+    rsync = _rsync_dirs(config, tx)
     items = _positive(option.agents_items or _ini(config, "agents_items"), "--agents-items")
     min_items = _positive(
         option.agents_min_items or _ini(config, "agents_min_items"), "--agents-min-items"
@@ -208,6 +265,13 @@ def load_settings(config: pytest.Config) -> Settings:
         rules = parse_suite_rules(config.getini("agents_suites"))
     except SuiteRuleError as exc:
         raise pytest.UsageError(str(exc)) from None
+    names = known_suites(rules)
+    for spec in tx:
+        if spec.suite is not None and spec.suite not in names:
+            raise pytest.UsageError(
+                f"--agents-tx {spec.raw!r}: unknown suite {spec.suite!r}; "
+                f"known suites: {', '.join(names)}"
+            )
     metrics = option.agents_metrics or _ini(config, "agents_metrics")
     metrics_path = _writable(config, metrics, "--agents-metrics") if metrics else None
     durations = option.agents_durations or _ini(config, "agents_durations") or DEFAULT_DURATIONS
@@ -220,6 +284,8 @@ def load_settings(config: pytest.Config) -> Settings:
             "--agents and pytest-xdist's -n/--numprocesses both ask for parallel workers; use one"
         )
     start_method = (option.agents_start or _ini(config, "agents_start") or "").strip().lower()
+    if tx and start_method == "fork":
+        raise pytest.UsageError("--agents-start fork cannot be used with --agents-tx")
     if start_method not in ("", "fork", "spawn"):
         raise pytest.UsageError(f"--agents-start expects fork or spawn, got {start_method!r}")
     if start_method == "fork" and not can_fork():
@@ -255,7 +321,43 @@ def load_settings(config: pytest.Config) -> Settings:
         retries=_default(
             _count(option.agents_retries or _ini(config, "agents_retries"), "--agents-retries"), 1
         ),
+        tx=tx,
+        rsync=rsync,
+        rsync_ignore=tuple(option.agents_rsync_ignore or config.getini("agents_rsync_ignore")),
     )
+
+
+def _tx_specs(config: pytest.Config) -> tuple[TxSpec, ...]:
+    raw = list(config.option.agents_tx or config.getini("agents_tx") or ())
+    allow = bool(config.option.agents_tx_allow_socket)
+    try:
+        return tuple(parse_tx(str(spec), allow_remote_socket=allow) for spec in raw)
+    except TxSpecError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _rsync_dirs(config: pytest.Config, tx: tuple[TxSpec, ...]) -> tuple[Path, ...]:
+    """Directories to copy to remote hosts: existing, inside the rootdir (node ids must match)."""
+    raw = list(config.option.agents_rsync or config.getini("agents_rsync") or ())
+    if not raw:
+        return ()
+    if not any(spec.kind in ("ssh", "vagrant_ssh") for spec in tx):
+        raise pytest.UsageError(
+            "--agents-rsync copies over ssh gateways; give at least one --agents-tx ssh=HOST"
+        )
+    root = config.rootpath.resolve()
+    dirs: list[Path] = []
+    for entry in raw:
+        path = _resolve(config, str(entry)).resolve()
+        if not path.is_dir():
+            raise pytest.UsageError(f"--agents-rsync: {entry} is not a directory")
+        if path != root and root not in path.parents:
+            raise pytest.UsageError(
+                f"--agents-rsync: {entry} is outside the rootdir {root}; node ids on the hosts "
+                "must match this machine's"
+            )
+        dirs.append(path)
+    return tuple(dict.fromkeys(dirs))
 
 
 def _shard(raw: str | None) -> Shard | None:

@@ -33,6 +33,7 @@ from .suites import (
     parse_suite_rules,
     suite_settings,
 )
+from .txspecs import expand, suite_capacity
 
 _MARKERS = (
     "agents_suite(name): put this test in the named suite (pytest-parallel-agents)",
@@ -218,7 +219,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     if not settings.agents:
         run.reason = "parallel mode is off (--agents 0)"
         return None
-    reason = _in_process_reason(config, plan)
+    reason = _in_process_reason(config, plan, settings)
     if reason:
         run.reason = reason
         if terminal is not None and config.get_verbosity() >= 0:
@@ -250,6 +251,10 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         heartbeat=settings.heartbeat,
         start_method=settings.start_method,
         coverage=coverage.request if coverage is not None else None,
+        coverage_sink=coverage.add_remote if coverage is not None else None,
+        tx=settings.tx,
+        rsync=settings.rsync,
+        rsync_ignore=settings.rsync_ignore,
     )
     if coverage is not None:
         # Agents measure the tests; forked agents must not inherit a running tracer.
@@ -290,12 +295,12 @@ def _run_serial(session: pytest.Session, indices: list[int], run: RunState) -> N
         run.tests_reported += 1
 
 
-def _in_process_reason(config: pytest.Config, plan: Plan) -> str:
+def _in_process_reason(config: pytest.Config, plan: Plan, settings: Settings) -> str:
     if config.option.usepdb or config.option.trace:
         return "--pdb/--trace need the terminal of this process"
     if getattr(config.option, "setupplan", False):
         return "--setup-plan runs nothing"
-    if plan.in_process:
+    if plan.in_process and not settings.tx:  # gateways given: the tests belong there
         return "the plan needs a single agent"
     return ""
 
@@ -343,6 +348,14 @@ def _plan(
         by_suite.setdefault(item.stash[SUITE_KEY], []).append(index)
     demands: list[SuiteDemand] = []
     work: dict[str, SuiteWork] = {}
+    # With --agents-tx a suite can use only the gateways it may run on.
+    capacity = suite_capacity(expand(settings.tx), list(by_suite)) if settings.tx else {}
+    for suite, slots in capacity.items():
+        if slots == 0:
+            raise pytest.UsageError(
+                f"suite {suite!r} has no --agents-tx gateway to run on: every gateway is bound "
+                "to another suite with //suite=NAME"
+            )
     for suite, indices in by_suite.items():
         seconds, known_here = predict((items[i].nodeid for i in indices), known)
         work[suite] = SuiteWork(
@@ -360,7 +373,9 @@ def _plan(
                 sum(seconds) if known_here else None,
                 items=rule.items or settings.items,
                 min_items=settings.min_items,
-                max_agents=rule.max_agents,
+                max_agents=min(rule.max_agents or capacity[suite], capacity[suite])
+                if capacity
+                else rule.max_agents,
                 exclusive=rule.exclusive,
             )
         )

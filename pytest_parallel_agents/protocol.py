@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 # Bumped whenever a message gains, loses or changes a field; both sides check it at start-up.
-PROTOCOL_VERSION: Final = 2
+PROTOCOL_VERSION: Final = 3
 
 # What execnet can carry: these builtins nested in tuples, lists and dicts.
 Wire: TypeAlias = Any
@@ -59,6 +59,13 @@ class StartSession:
     # Where the agent keeps its scoreboard slot and faulthandler log (see scoreboard.py).
     status_dir: str
     coverage: CoverageRequest | None
+    # Where the agent runs. A remote agent maps paths under the controller's rootdir to
+    # host_root ("": the same paths, ".": where the gateway's chdir= put it) and keeps its
+    # files (basetemp, slot, coverage) in host_dir ("": a temporary directory of its own).
+    remote: bool = False
+    rootdir: str = ""
+    host_root: str = ""
+    host_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,7 @@ class AgentReady:
     collected: int
     missing: tuple[int, ...]
     missing_reason: str
+    host_root: str = ""  # a remote agent: where the rootdir's files are on its host
 
 
 # A test whose phases all passed plainly (no output, no properties, nothing extra) travels
@@ -145,6 +153,8 @@ class AgentFinished:
     peak_rss_kb: int
     warnings: tuple[WarningData, ...]
     coverage_seconds: float  # spent saving coverage at test boundaries (0 without coverage)
+    # A remote agent's coverage data files, (name, content): its file system is not ours.
+    coverage_data: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -193,7 +203,7 @@ _PICKLED: Final[dict[type[Any], frozenset[str]]] = {
     StartSession: frozenset({"args", "sys_path", "tests", "nodeids", "files", "coverage"}),
     RunTests: frozenset({"indices"}),
     TestsReported: frozenset({"results"}),
-    AgentFinished: frozenset({"warnings"}),
+    AgentFinished: frozenset({"warnings", "coverage_data"}),
 }
 
 

@@ -63,6 +63,11 @@ def read_slot(directory: str | Path, agent_id: str) -> tuple[int | None, float]:
         data = slot_path(directory, agent_id).read_bytes()
     except OSError:
         return None, 0.0
+    return parse_slot(data)
+
+
+def parse_slot(data: bytes) -> tuple[int | None, float]:
+    """A slot file's content, read here or on a remote host."""
     if len(data) < _SLOT.size:
         return None, 0.0
     index, since = _SLOT.unpack_from(data)

@@ -61,6 +61,46 @@ def parse_spec(spec: str) -> execnet.XSpec:
     return xspec
 
 
+@final
+class ControlLink:
+    """A gateway to a remote host that runs no agent: it prepares the host (directories,
+    rsync), reads an agent's files after its death, signals its processes, cleans up.
+
+    ``call`` runs a module-level function of plain Python on the host (execnet sends its
+    source) and returns what it sends back.
+    """
+
+    def __init__(self, gateway: execnet.Gateway) -> None:
+        self._gateway = gateway
+
+    def call(self, function: Callable[..., None], timeout: float = 30.0, **kwargs: Any) -> Any:
+        channel = self._gateway.remote_exec(function, **kwargs)
+        try:
+            return channel.receive(timeout)
+        finally:
+            with contextlib.suppress(Exception):
+                channel.close()
+
+    def rsync(self, source: str, destination: str, ignore: Callable[[str], bool]) -> None:
+        """Copy the directory ``source`` to ``destination`` on the host (execnet's RSync)."""
+        sync = _FilteredRSync(source, ignore)
+        sync.add_target(self._gateway, destination)
+        sync.send()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._gateway.exit()
+
+
+class _FilteredRSync(execnet.RSync):
+    def __init__(self, source: str, ignore: Callable[[str], bool]) -> None:
+        super().__init__(source, verbose=False)
+        self._ignore = ignore
+
+    def filter(self, path: str) -> bool:
+        return not self._ignore(path)
+
+
 def can_fork() -> bool:
     """Fork start is offered where fork is the platform's safe default (Linux and BSDs)."""
     return hasattr(os, "fork") and sys.platform != "darwin" and not sys.platform.startswith("win")
@@ -84,14 +124,16 @@ class AgentLink:
     """One agent's gateway and channel, as seen by the controller."""
 
     agent_id: str
-    gateway: execnet.Gateway
-    channel: execnet.Channel
+    gateway: execnet.Gateway | None  # None: the gateway could not be made
+    channel: execnet.Channel | None
     host: str
     spawn_started: float
     process: Process | None
 
     def send(self, command: Command) -> bool:
         """Send a command; False when the channel is already gone."""
+        if self.channel is None:
+            return False
         try:
             self.channel.send(encode(command))
         except (OSError, EOFError, ValueError, execnet.RemoteError):
@@ -125,6 +167,8 @@ class Transport:
     def __init__(self) -> None:
         self.events: queue.Queue[AgentEvent] = queue.Queue()
         self._group = execnet.Group()
+        # Control gateways outlive the agents' (stop_all): the hosts are cleaned up after.
+        self._control_group = execnet.Group()
         self._links: dict[str, AgentLink] = {}
         self._closing: list[AgentLink] = []
         self._lock = threading.Lock()
@@ -161,9 +205,17 @@ class Transport:
         xspec = parse_spec(spec)
         if xspec.popen and not xspec.python:
             spec = f"{spec}//python={sys.executable}"
-        gateway = self._group.makegateway(spec + f"//id={agent_id}")
+        try:
+            gateway = self._group.makegateway(spec + f"//id={agent_id}")
+        except Exception as exc:
+            # An unreachable host ends like an agent that died at once: the controller's
+            # crash path decides what follows (another host, or giving up).
+            why = " ".join(f"could not start the gateway: {exc}".split())[:300]
+            self.events.put((agent_id, ChannelClosed(why)))
+            return AgentLink(agent_id, None, None, spec, started, None)
         host = "popen" if xspec.popen else str(xspec.ssh or xspec.socket or "remote")
-        # execnet keeps the Popen of local gateways here; there is no public accessor.
+        # execnet keeps the Popen of local gateways here (of the ssh client, for ssh); there
+        # is no public accessor. A socket gateway has no local process.
         process = getattr(getattr(gateway, "_io", None), "popen", None)
         return self._open(agent_id, gateway, host, started, process)
 
@@ -229,6 +281,13 @@ class Transport:
             self._links[agent_id] = link
         channel.setcallback(_Receiver(agent_id, self.events), endmarker=_END)
         return link
+
+    def open_control(self, spec: str, name: str) -> ControlLink:
+        """A control gateway to the host of ``spec`` (see ControlLink)."""
+        return ControlLink(self._control_group.makegateway(f"{spec}//id={name}"))
+
+    def close_controls(self, timeout: float = 2.0) -> None:
+        self._control_group.terminate(timeout=timeout)
 
     def stop(self, agent_id: str) -> None:
         """Ask an agent's gateway to end, without waiting; stop_all reaps it."""
@@ -371,8 +430,9 @@ def _serve_forked_child(
 
 def _exit_gateway(link: AgentLink) -> None:
     # Ending the gateway (not just the channel) is what makes the agent process exit.
-    with contextlib.suppress(Exception):
-        link.gateway.exit()
+    if link.gateway is not None:
+        with contextlib.suppress(Exception):
+            link.gateway.exit()
 
 
 def _reap(link: AgentLink, timeout: float) -> None:

@@ -199,6 +199,34 @@ def test_retried_test_that_passes_is_shown(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*retried on a fresh agent after killing one: 1*test_flaky*"])
 
 
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_early_crash_requeues_each_pending_test_once(pytester: pytest.Pytester, start: str) -> None:
+    """The dead agent's unsent tests go back to the queue once, not twice (a regression)."""
+    marker = pytester.path / "died-once"
+    dies = (
+        "import os\nfrom pathlib import Path\n\n\ndef test_dies_first():\n"
+        f"    flag = Path({str(marker)!r})\n"
+        "    if not flag.exists():\n        flag.touch()\n        os._exit(9)\n"
+    )
+    pytester.makepyfile(
+        test_many=dies + "".join(f"\n\ndef test_{n}():\n    pass\n" for n in range(30))
+    )
+    metrics = pytester.path / "metrics.json"
+    result = pytester.runpytest(
+        *QUIET_PLUGINS,
+        "--agents=2",
+        "--agents-items=1",
+        f"--agents-start={start}",
+        f"--agents-metrics={metrics}",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.assert_outcomes(passed=31)
+    document = json.loads(metrics.read_text())
+    assert document["duplicates"] == [] and document["lost"] == [], document
+    assert sum(agent["tests"] for agent in document["agents"]) == 31, document["agents"]
+
+
 def test_maxfail_stops_every_agent_at_the_next_boundary(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_x="""

@@ -1,0 +1,218 @@
+"""Where agents run: local processes, or the slots of ``--agents-tx`` and their hosts.
+
+The controller asks the fleet for a place for each agent it starts, and goes through it for
+whatever depends on where the agent is: the agent's scoreboard slot and crash log (a local
+file, or read over the host's control gateway), signals, coverage left by a dead agent, and
+the hosts' run directories, removed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, final
+
+from .hosts import Host
+from .placement import HOST_CWD
+from .scoreboard import read_crash_log, read_slot
+from .transport import FORK, Transport
+from .txspecs import TxSlot, TxSpec, expand, fits
+
+# A remote agent's slot is read over the network: at most this often by the watchdog.
+_REMOTE_SLOT_EVERY: Final = 1.0
+
+
+class HostUnreachable(Exception):
+    """A host of --agents-tx could not be prepared; the message names its spec."""
+
+
+@final
+@dataclass(frozen=True)
+class Placement:
+    """Where one agent runs."""
+
+    spec: str  # FORK, or an execnet spec
+    host: str  # as the metrics name it
+    remote: bool
+    host_root: str = ""
+    host_dir: str = ""
+    control: Host | None = None
+    slot: TxSlot | None = None
+
+
+@final
+class Fleet:
+    """Places agents; with ``tx`` empty, every agent is a local process of ``local_spec``."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        local_spec: str,
+        tx: Sequence[TxSpec] = (),
+        run_id: str = "",
+        rootdir: Path | None = None,
+        rsync: Sequence[Path] = (),
+        rsync_ignore: Sequence[str] = (),
+        inifile: Path | None = None,
+    ) -> None:
+        self._transport = transport
+        self._local_spec = local_spec
+        self._slots = expand(tx)
+        self._bound = frozenset(s.spec.suite for s in self._slots if s.spec.suite)
+        self._run_id = run_id
+        self._rootdir = rootdir
+        self._rsync = tuple(rsync)
+        self._rsync_ignore = tuple(rsync_ignore)
+        self._inifile = inifile
+        self._hosts: dict[str, Host] = {}
+        self._taken: dict[str, TxSlot] = {}  # agent id → its slot
+        self._placements: dict[str, Placement] = {}
+        self._host_failures: dict[str, int] = {}
+        self._slot_cache: dict[str, tuple[float, tuple[int | None, float]]] = {}
+
+    @property
+    def uses_tx(self) -> bool:
+        return bool(self._slots)
+
+    # --- hosts --------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Open a control gateway to every ssh host, make its run directory, rsync."""
+        specs = {
+            s.spec.execnet_spec: s.spec
+            for s in self._slots
+            if s.spec.kind in ("ssh", "vagrant_ssh")
+        }
+        if not specs:
+            return
+
+        def open_host(spec: TxSpec) -> Host:
+            try:
+                link = self._transport.open_control(spec.execnet_spec, f"control-{self._run_id}")
+                host = Host(spec, link, self._run_id)
+                assert self._rootdir is not None
+                host.prepare(self._rootdir, self._rsync, self._rsync_ignore, self._inifile)
+            except Exception as exc:
+                raise HostUnreachable(
+                    f"--agents-tx {spec.raw!r}: cannot prepare the host: "
+                    + " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+                ) from None
+            return host
+
+        with ThreadPoolExecutor(max_workers=min(8, len(specs))) as pool:
+            futures = {key: pool.submit(open_host, spec) for key, spec in specs.items()}
+            for key, future in futures.items():
+                try:
+                    self._hosts[key] = future.result()
+                except HostUnreachable:
+                    self.cleanup()
+                    raise
+
+    def cleanup(self) -> list[str]:
+        """Remove every host's run directory; the hosts where that failed, one line each."""
+        problems = []
+        for host in self._hosts.values():
+            if not host.cleanup():
+                problems.append(f"could not remove {host.run_dir} on {host.spec.host}")
+        self._hosts.clear()
+        self._transport.close_controls()
+        return problems
+
+    # --- places -------------------------------------------------------------------------
+
+    def reserve(self, suite: str, agent_ids: Sequence[str]) -> bool:
+        """Take a slot for each agent (all or none); always True without --agents-tx."""
+        if not self._slots:
+            return True
+        taken = {id(slot) for slot in self._taken.values()}
+        free = [s for s in self._slots if id(s) not in taken and fits(s, suite, self._bound)]
+        if len(free) < len(agent_ids):
+            return False
+        # Hosts that lost agents lately come last: a dropped host should not get them all.
+        free.sort(key=lambda s: (self._host_failures.get(s.spec.execnet_spec, 0), s.number))
+        for agent_id, slot in zip(agent_ids, free, strict=False):
+            self._taken[agent_id] = slot
+        return True
+
+    def place(self, agent_id: str) -> Placement:
+        """Where a reserved (or, without --agents-tx, any) agent runs."""
+        slot = self._taken.get(agent_id)
+        if slot is None:
+            placement = Placement(self._local_spec, "popen", remote=False)
+        else:
+            spec = slot.spec
+            host = self._hosts.get(spec.execnet_spec)
+            root = host.root if host is not None else (HOST_CWD if spec.chdir else "")
+            placement = Placement(
+                spec.execnet_spec,
+                spec.host,
+                remote=spec.remote,
+                host_root=root if spec.remote else "",
+                host_dir=host.agent_dir(agent_id) if host is not None else "",
+                control=host,
+                slot=slot,
+            )
+        self._placements[agent_id] = placement
+        return placement
+
+    def release(self, agent_id: str, *, crashed: bool) -> None:
+        slot = self._taken.pop(agent_id, None)
+        if slot is not None and crashed:
+            key = slot.spec.execnet_spec
+            self._host_failures[key] = self._host_failures.get(key, 0) + 1
+
+    # --- what depends on where the agent is ---------------------------------------------
+
+    def read_slot(
+        self, agent_id: str, status_dir: Path, *, fresh: bool = True
+    ) -> tuple[int | None, float]:
+        placement = self._placements.get(agent_id)
+        if placement is None or not placement.remote:
+            return read_slot(status_dir, agent_id)
+        if placement.control is None:
+            return None, 0.0  # a socket gateway: no way to look, the heartbeat must do
+        now = time.monotonic()
+        cached = self._slot_cache.get(agent_id)
+        if not fresh and cached is not None and now - cached[0] < _REMOTE_SLOT_EVERY:
+            return cached[1]
+        value = placement.control.read_slot(agent_id)
+        self._slot_cache[agent_id] = (now, value)
+        return value
+
+    def read_crash_log(self, agent_id: str, status_dir: Path) -> str:
+        placement = self._placements.get(agent_id)
+        if placement is None or not placement.remote:
+            return read_crash_log(status_dir, agent_id)
+        return placement.control.read_crash_log(agent_id) if placement.control else ""
+
+    def signal(self, agent_id: str, pid: int | None, signum: int) -> bool:
+        """Signal an agent's process where it runs; False when that cannot be done."""
+        placement = self._placements.get(agent_id)
+        if pid is None:
+            return False
+        if placement is None or not placement.remote:
+            try:
+                os.kill(pid, signum)
+            except OSError:
+                return False
+            return True
+        return placement.control is not None and placement.control.signal(pid, signum)
+
+    def remote_coverage(self, agent_id: str) -> tuple[dict[str, bytes], str]:
+        """A dead remote agent's coverage data files, and its host root (for remapping)."""
+        placement = self._placements.get(agent_id)
+        if placement is None or not placement.remote or placement.control is None:
+            return {}, ""
+        return placement.control.coverage_files(agent_id), placement.host_root
+
+    def host_root(self, agent_id: str) -> str:
+        placement = self._placements.get(agent_id)
+        return placement.host_root if placement is not None else ""
+
+
+__all__ = ["FORK", "Fleet", "HostUnreachable", "Placement"]

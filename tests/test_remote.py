@@ -1,0 +1,341 @@
+"""Remote agents end to end, over a real OpenSSH server on 127.0.0.1 and execnet's socket server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import execnet
+import pytest
+from helpers import QUIET_PLUGINS, compare, read_metrics, wait_until_gone
+from sshd import SshServer, SshUnavailable
+
+# Several suites, outcomes of every kind, fixtures, parametrisation: a plain run's equal.
+MIXED = {
+    "conftest.py": """
+        import pytest
+
+        @pytest.fixture
+        def resource():
+            yield {"ok": True}
+    """,
+    "tests/unit/test_logic.py": """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(12))
+        def test_square(n):
+            assert n * n >= 0
+
+        def test_fails():
+            assert 1 + 1 == 3
+
+        @pytest.mark.skip(reason="not today")
+        def test_skipped():
+            pass
+
+        @pytest.mark.xfail(reason="known")
+        def test_xfail():
+            assert False
+
+        def test_fixture(resource):
+            assert resource["ok"]
+    """,
+    "tests/integration/test_flow.py": """
+        import os
+        import pytest
+
+        @pytest.fixture
+        def broken():
+            raise RuntimeError("setup breaks")
+
+        def test_error(broken):
+            pass
+
+        @pytest.mark.parametrize("word", ["a", "bb", "ccc", "dddd"])
+        def test_words(word):
+            assert len(word) == len(word.encode())
+
+        def test_cwd_is_the_checkout():
+            assert os.path.isfile(os.path.join(os.getcwd(), "conftest.py"))
+    """,
+}
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    if os.environ.get("PYTEST_AGENTS_NO_SSH"):
+        pytest.skip("PYTEST_AGENTS_NO_SSH is set")
+    server = SshServer(tmp_path_factory.mktemp("sshd"))
+    try:
+        server.start()
+    except SshUnavailable as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()
+
+
+def _hosts(metrics: dict[str, Any]) -> set[str]:
+    return {agent["host"] for agent in metrics["agents"]}
+
+
+def _run_dir(metrics: dict[str, Any]) -> Path:
+    return Path("/tmp") / f"pytest-agents-{metrics['run_id']}"
+
+
+def test_two_ssh_agents_on_a_shared_checkout(pytester: pytest.Pytester, sshd: SshServer) -> None:
+    _write(pytester.path, MIXED)
+    spec = sshd.spec(sys.executable, chdir=str(pytester.path))
+    _, parallel = compare(pytester, agents_args=("--agents-tx", f"2*{spec}"))
+    metrics = read_metrics(parallel.metrics_path)  # type: ignore[attr-defined]
+    assert _hosts(metrics) == {"ssh=agents-test"}
+    assert metrics["lost"] == [] and metrics["duplicates"] == []
+    assert not _run_dir(metrics).exists()
+
+
+def test_rsync_into_a_fresh_directory(pytester: pytest.Pytester, sshd: SshServer) -> None:
+    _write(pytester.path, MIXED)
+    record = pytester.path.parent / f"{pytester.path.name}-where"
+    _write(
+        pytester.path,
+        {
+            "tests/unit/test_where.py": f"""
+                def test_where():
+                    with open({str(record)!r}, "a") as out:
+                        out.write(__file__ + "\\n")
+            """
+        },
+    )
+    spec = sshd.spec(sys.executable)
+    _, parallel = compare(pytester, agents_args=("--agents-tx", f"2*{spec}", "--agents-rsync", "."))
+    metrics = read_metrics(parallel.metrics_path)  # type: ignore[attr-defined]
+    run_dir = _run_dir(metrics)
+    where = record.read_text().split()
+    # The plain run wrote the checkout's path; the agents ran the copy in the run directory.
+    assert where[0] == str(pytester.path / "tests/unit/test_where.py")
+    assert where[1] == str(run_dir / "root/tests/unit/test_where.py")
+    assert not run_dir.exists(), "the run directory on the host must be removed"
+
+
+SLOW = """
+import os
+import time
+from pathlib import Path
+
+MARK = Path({mark!r})
+
+
+def test_victim():
+    if not MARK.exists():
+        MARK.write_text(str(os.getpid()))
+        time.sleep(3)
+
+
+{others}
+"""
+
+
+def test_killed_ssh_session_is_recovered(pytester: pytest.Pytester, sshd: SshServer) -> None:
+    mark = pytester.path.parent / f"{pytester.path.name}-agent-pid"
+    others = "\n\n".join(f"def test_other_{n}():\n    time.sleep(0.1)" for n in range(16))
+    pytester.makepyfile(test_slow=SLOW.format(mark=str(mark), others=others))
+    metrics_path = pytester.path / "metrics.json"
+    spec = sshd.spec(sys.executable, chdir=str(pytester.path))
+    process = pytester.popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *QUIET_PLUGINS,
+            "-p",
+            "no:cacheprovider",
+            "--agents-tx",
+            f"2*{spec}",
+            f"--agents-metrics={metrics_path}",
+        ],
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not mark.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert mark.exists(), "the victim test never started"
+    time.sleep(0.2)
+    agent_pid = int(mark.read_text())
+    # The agent's ssh session on the server side: killing it drops the connection as a
+    # vanished host would.
+    session = int(Path(f"/proc/{agent_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert b"sshd" in Path(f"/proc/{session}/cmdline").read_bytes()
+    os.kill(session, signal.SIGKILL)
+    out, err = process.communicate(timeout=120)
+    text = out.decode() + err.decode()
+    assert process.returncode == 0, text
+    assert "17 passed" in text, text
+    metrics = read_metrics(metrics_path)
+    assert any(agent["crashed"] for agent in metrics["agents"]), metrics
+    assert metrics["retried"] == ["test_slow.py::test_victim"], metrics
+    assert metrics["lost"] == [] and metrics["duplicates"] == [], (metrics, text)
+    # Nothing remains on the "remote" side: the agent process ends, the run directory goes.
+    assert wait_until_gone([agent_pid], timeout=20) == []
+    assert not _run_dir(metrics).exists()
+
+
+def test_remote_timeout_kills_through_the_host(pytester: pytest.Pytester, sshd: SshServer) -> None:
+    pytester.makepyfile(
+        test_hang="""
+        import time
+
+        def test_hangs():
+            time.sleep(60)
+
+        def test_fine():
+            pass
+        """
+    )
+    spec = sshd.spec(sys.executable, chdir=str(pytester.path))
+    result = pytester.runpytest(
+        *QUIET_PLUGINS, "--agents-tx", f"1*{spec}", "--agents-timeout=2", "-p", "no:cacheprovider"
+    )
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(["*timeout: still running after 2 s*", "*1 failed, 1 passed*"])
+    result.stdout.fnmatch_lines(["*test_hang.py*line*in test_hangs*"])  # the dumped stack
+
+
+def test_collection_mismatch_names_the_first_differing_node_ids(
+    pytester: pytest.Pytester, sshd: SshServer
+) -> None:
+    pytester.makepyfile(test_a="def test_one():\n    pass\n\ndef test_two():\n    pass\n")
+    other = pytester.path.parent / f"{pytester.path.name}-host-copy"
+    shutil.copytree(pytester.path, other)
+    (other / "test_a.py").write_text("def test_one():\n    pass\n\ndef test_2():\n    pass\n")
+    spec = sshd.spec(sys.executable, chdir=str(other))
+    result = pytester.runpytest(
+        *QUIET_PLUGINS, "--agents-tx", f"1*{spec}", "-p", "no:cacheprovider"
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*collection mismatch*first differing node ids: the controller collected "
+            "'test_a.py::test_two', the agent collected 'test_a.py::test_2' instead*",
+            "*1 failed, 1 passed*",
+        ]
+    )
+
+
+def test_suite_bound_to_a_host(pytester: pytest.Pytester, sshd: SshServer) -> None:
+    probe = """
+        import os
+
+        def test_{n}(agent_id):
+            assert ("SSH_CONNECTION" in os.environ) == agent_id.startswith("e2e"), agent_id
+    """
+    for n in range(4):
+        _write(pytester.path, {f"tests/e2e/test_e{n}.py": probe.format(n=n)})
+        _write(pytester.path, {f"tests/unit/test_u{n}.py": probe.format(n=n)})
+    spec = sshd.spec(sys.executable, chdir=str(pytester.path), suite="e2e")
+    metrics_path = pytester.path / "m.json"
+    result = pytester.runpytest(
+        *QUIET_PLUGINS,
+        "--agents-tx",
+        spec,
+        "--agents-tx",
+        "2*popen",
+        f"--agents-metrics={metrics_path}",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*8 passed*"])
+    hosts = {a["id"]: a["host"] for a in read_metrics(metrics_path)["agents"]}
+    assert {h for a, h in hosts.items() if a.startswith("e2e")} == {"ssh=agents-test"}
+    assert {h for a, h in hosts.items() if a.startswith("unit")} == {"popen"}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_socket_gateway_on_loopback(pytester: pytest.Pytester) -> None:
+    _write(pytester.path, MIXED)
+    port = _free_port()
+    server_script = Path(execnet.__file__).parent / "script" / "socketserver.py"
+    server = subprocess.Popen(
+        [sys.executable, str(server_script), f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        spec = f"socket=127.0.0.1:{port}//chdir={pytester.path}"
+        _, parallel = compare(pytester, agents_args=("--agents-tx", spec))
+        metrics = read_metrics(parallel.metrics_path)  # type: ignore[attr-defined]
+        assert _hosts(metrics) == {f"socket=127.0.0.1:{port}"}
+    finally:
+        server.kill()
+        server.wait()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--agents-tx", "bogus"], "*'bogus': unknown key 'bogus'*"),
+        (["--agents-tx", "0*popen"], "*'0*popen': the multiplier must be at least 1"),
+        (["--agents-tx", "ssh="], "*'ssh=': ssh= needs an address"),
+        (["--agents-tx", "socket=example"], "*socket= expects HOST:PORT, got 'example'"),
+        (["--agents-tx", "socket=10.1.2.3:8888"], "*pass --agents-tx-allow-socket*"),
+        (["--agents-tx", "popen//id=x"], "*id= is set by pytest-parallel-agents"),
+        (["--agents-tx", "popen//suite=nosuch"], "*unknown suite 'nosuch'*"),
+        (["--agents-tx", "2*popen", "--agents", "3"], "*--agents 3 and --agents-tx (2 agents)*"),
+        (["--agents-tx", "popen", "--agents-rsync", "."], "*--agents-rsync copies over ssh*"),
+        (
+            ["--agents-tx", "ssh=h//python=python3", "--agents-rsync=.."],
+            "*--agents-rsync: .. is outside the rootdir*",
+        ),
+        (
+            ["--agents-tx", "popen//suite=unit"],
+            "*suite 'integration' has no --agents-tx gateway to run on*",
+        ),
+    ],
+)
+def test_bad_gateway_input_is_a_usage_error(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    _write(pytester.path, MIXED)
+    result = pytester.runpytest_subprocess(*QUIET_PLUGINS, *args)
+    assert result.ret == 4, result.stdout.str() + result.stderr.str()
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_unreachable_host_is_one_line(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    _write(pytester.path, MIXED)
+    config = tmp_path / "ssh_config"
+    config.write_text("Host nowhere\n  HostName 127.0.0.1\n  Port 1\n  BatchMode yes\n")
+    result = pytester.runpytest_subprocess(
+        *QUIET_PLUGINS, "--agents-tx", f"ssh=nowhere//ssh_config={config}//python=python3"
+    )
+    assert result.ret == 4, result.stdout.str() + result.stderr.str()
+    result.stderr.fnmatch_lines(["ERROR: --agents-tx 'ssh=nowhere*cannot prepare the host*"])
+    assert "Traceback" not in result.stderr.str()
