@@ -190,14 +190,19 @@ def test_module_fixture_set_up_once_per_agent(pytester: pytest.Pytester, records
     collection = [f"test_one.py::test_{n}" for n in "abc"] + [
         f"test_two.py::test_{n}" for n in "def"
     ]
-    result, metrics = _metrics_run(pytester, *PARALLEL)
+    # Two agents, one module each to start with: whatever the timing, an agent that runs dry
+    # steals into the other module (new to it) and never has to go back into one it left.
+    # (With more agents than modules, a dry agent may re-enter a module as a last resort
+    # rather than idle beside pending work: scheduling.py, tested in test_scheduling.py.)
+    result, metrics = _metrics_run(
+        pytester, "--agents", "2", "--agents-items", "1", "--agents-min-items", "1"
+    )
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     assert_parallel(result, metrics)
     logs = _agent_logs(records)
     runs = _tests_by_process(logs)
     assert Counter(n for tests in runs.values() for n in tests) == Counter(collection)
-    # Work stealing may take an agent backwards in the collection, but never back into a
-    # module it has left: each module's fixture is set up at most once per agent.
+    # Each module's fixture is set up at most once per agent.
     setups = Counter(
         (name, e["module"]) for name, log in logs.items() for e in log if e["kind"] == "setup"
     )

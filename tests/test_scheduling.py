@@ -198,6 +198,36 @@ def test_add_agent_steals_work() -> None:
         queue.add_agent("b")
 
 
+def scoped(*scopes: str) -> list[WorkUnit]:
+    """One single-test unit per scope name, indices in order."""
+    return [WorkUnit((i,), 1.0, scope) for i, scope in enumerate(scopes)]
+
+
+def test_steal_goes_forward_into_new_modules_first() -> None:
+    queue = SuiteQueue(
+        scoped("m1", "m1", "m2", "m2", "m3", "m3", "m4", "m4"), ["a", "b"], durations_known=False
+    )
+    assert queue.take("a", 4) == [0, 1, 2, 3]
+    assert queue.take("b", 1) == [4]
+    # a runs dry: the tail of b's pending work, ahead of everything a has had.
+    assert queue.take("a", 4) == [6, 7]
+
+
+def test_steal_avoids_a_module_the_thief_left_while_other_work_exists() -> None:
+    queue = SuiteQueue(scoped("m1", "m2", "m1", "m3"), ["a", "b"], durations_known=False)
+    assert queue.take("a", 2) == [0, 1]  # a has been in m1 and is now in m2
+    # b's pending: 2 (m1) and 3 (m3); a steals m3, not back into m1.
+    assert queue.take("a", 2) == [3]
+
+
+def test_a_dry_agent_reenters_a_module_it_left_as_a_last_resort() -> None:
+    queue = SuiteQueue(scoped("m1", "m2", "m1", "m1"), ["a", "b"], durations_known=False)
+    assert queue.take("a", 2) == [0, 1]
+    assert queue.take("b", 1) == [2]
+    # Only m1 work is left, which a has left: idling beside it would be worse.
+    assert queue.take("a", 2) == [3]
+
+
 # -- properties --------------------------------------------------------------
 
 
