@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from sshd import SshServer, SshUnavailable
 
 # An end-to-end test that hangs (a deadlock between controller and agents) must not hang
 # the whole suite forever: dump every thread's stack and end the process instead.
@@ -46,3 +47,17 @@ def _hang_guard(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     finally:
         timer.cancel()
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    """A private OpenSSH server on 127.0.0.1 for remote-agent tests (see tests/sshd.py)."""
+    if os.environ.get("PYTEST_AGENTS_NO_SSH"):
+        pytest.skip("PYTEST_AGENTS_NO_SSH is set: remote-agent tests skipped")
+    server = SshServer(tmp_path_factory.mktemp("sshd"))
+    try:
+        server.start()
+    except SshUnavailable as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()

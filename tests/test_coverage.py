@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from coverage import CoverageData
 from helpers import QUIET_PLUGINS, read_metrics
+from sshd import SshServer
 
 # A package with module-level code, branches, classes, a module only the integration suite
 # imports (inside its tests), and a module no test imports.
@@ -297,6 +298,31 @@ def test_crashed_agent_keeps_its_coverage(
     assert any(a["crashed"] for a in metrics["agents"]), metrics
     result.stdout.fnmatch_lines(["*1 failed, 19 passed*"])
     # rare.py's lines were measured only on the agent that died, before it died.
+    assert _covered(document) == _covered(reference)
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["clean", "crash"])
+def test_remote_agents_ship_their_coverage(
+    pytester: pytest.Pytester, reference: Any, sshd: SshServer, crash: bool
+) -> None:
+    """Agents on an ssh host (an rsync copy: other paths) send their data back; it is
+    remapped to this checkout. A remote agent that dies keeps what it measured."""
+    _project(pytester)
+    if crash:
+        _write(pytester.path, {"tests/integration/test_zz_crash.py": CRASH})
+    spec = sshd.spec(sys.executable)
+    document, metrics, _ = _parallel_json(
+        pytester,
+        "--agents-tx",
+        f"2*{spec}",
+        "--agents-rsync",
+        ".",
+        "-p",
+        "no:cacheprovider",
+        expect=1 if crash else 0,
+    )
+    assert {a["host"] for a in metrics["agents"]} == {"ssh=agents-test"}
+    assert any(a["crashed"] for a in metrics["agents"]) == crash
     assert _covered(document) == _covered(reference)
 
 

@@ -10,14 +10,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import execnet
 import pytest
 from helpers import QUIET_PLUGINS, compare, read_metrics, wait_until_gone
-from sshd import SshServer, SshUnavailable
+from sshd import SshServer
 
 # Several suites, outcomes of every kind, fixtures, parametrisation: a plain run's equal.
 MIXED = {
@@ -75,19 +74,6 @@ def _write(root: Path, files: dict[str, str]) -> None:
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip("\n"))
-
-
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    if os.environ.get("PYTEST_AGENTS_NO_SSH"):
-        pytest.skip("PYTEST_AGENTS_NO_SSH is set")
-    server = SshServer(tmp_path_factory.mktemp("sshd"))
-    try:
-        server.start()
-    except SshUnavailable as exc:
-        pytest.fail(str(exc))
-    yield server
-    server.stop()
 
 
 def _hosts(metrics: dict[str, Any]) -> set[str]:
