@@ -7,7 +7,7 @@ import os
 import sqlite3
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, final
@@ -19,7 +19,12 @@ from coverage.results import should_fail_under
 from .coverage_options import Report
 
 # Coverage's defaults for report destinations, used when neither DEST nor the config says.
-_HTML_DIR: Final = "htmlcov"
+_DEFAULT_DEST: Final = {
+    "html": "htmlcov",
+    "xml": "coverage.xml",
+    "json": "coverage.json",
+    "lcov": "coverage.lcov",
+}
 
 
 @final
@@ -181,22 +186,19 @@ def _write_all(cov: coverage.Coverage, reports: Sequence[Report], base: Path, ou
                 skip_covered=True if report.dest == "skip-covered" else None,
             )
             out.table = buffer.getvalue()
-        elif report.kind == "html":
-            where = _dest(report.dest or config.html_dir or _HTML_DIR, base)
-            out.total = cov.html_report(directory=str(where))
-            out.lines.append(f"Coverage HTML written to dir {where}")
-        elif report.kind == "xml":
-            where = _dest(report.dest or config.xml_output, base)
-            out.total = cov.xml_report(outfile=str(where))
-            out.lines.append(f"Coverage XML written to file {where}")
-        elif report.kind == "json":
-            where = _dest(report.dest or config.json_output, base)
-            out.total = cov.json_report(outfile=str(where))
-            out.lines.append(f"Coverage JSON written to file {where}")
-        elif report.kind == "lcov":
-            where = _dest(report.dest or config.lcov_output, base)
-            out.total = cov.lcov_report(outfile=str(where))
-            out.lines.append(f"Coverage LCOV written to file {where}")
+        else:
+            # (writer, where the configuration names the default destination, its label)
+            writers: dict[str, tuple[Callable[..., float], str, str, str, str]] = {
+                "html": (cov.html_report, "html_dir", "HTML", "dir", "directory"),
+                "xml": (cov.xml_report, "xml_output", "XML", "file", "outfile"),
+                "json": (cov.json_report, "json_output", "JSON", "file", "outfile"),
+                "lcov": (cov.lcov_report, "lcov_output", "LCOV", "file", "outfile"),
+            }
+            write, setting, label, noun, keyword = writers[report.kind]
+            default = getattr(config, setting) or _DEFAULT_DEST[report.kind]
+            where = _dest(report.dest or default, base)
+            out.total = write(**{keyword: str(where)})
+            out.lines.append(f"Coverage {label} written to {noun} {where}")
     if out.total is None and out.fail_under:
         out.total = cov.report(file=io.StringIO())
 

@@ -411,6 +411,34 @@ def test_pytest_cov_report_without_equivalent_is_a_usage_error(pytester: pytest.
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
+def test_every_report_type(pytester: pytest.Pytester) -> None:
+    _project(pytester)
+    result = _pytest(
+        pytester,
+        "--agents=2",
+        "--agents-cov=samplepkg",
+        "--agents-cov-report=term-missing:skip-covered",
+        "--agents-cov-report=html:cov-html",
+        "--agents-cov-report=xml",
+        "--agents-cov-report=lcov:out/cov.lcov",
+    )
+    assert result.ret == 0, result.stdout.str()
+    root = pytester.path
+    result.stdout.fnmatch_lines(
+        [
+            "*coverage (parallel agents)*",
+            "Name*Stmts*Miss*Missing",
+            "TOTAL*",
+            f"Coverage HTML written to dir {root / 'cov-html'}",
+            f"Coverage XML written to file {root / 'coverage.xml'}",
+            f"Coverage LCOV written to file {root / 'out/cov.lcov'}",
+        ]
+    )
+    assert (root / "cov-html" / "index.html").is_file()
+    assert 'filename="shapes.py"' in (root / "coverage.xml").read_text()
+    assert "SF:" in (root / "out/cov.lcov").read_text()
+
+
 def test_fail_under(pytester: pytest.Pytester) -> None:
     _project(pytester)
     below = _pytest(pytester, "--agents=2", "--agents-cov=samplepkg", "--agents-cov-fail-under=95")
