@@ -458,7 +458,7 @@ class Controller:
             return _MAX_WINDOW
         return max(_MIN_WINDOW, min(_MAX_WINDOW, math.ceil(_WINDOW_SECONDS / mean) * 2))
 
-    def _agent_ended(self, agent: _Agent) -> None:
+    def _agent_ended(self, agent: _Agent, *, crashed: bool = False) -> None:
         agent.finished = True
         agent.record.finished_at = time.perf_counter()
         self._transport.stop(agent.record.id)
@@ -472,6 +472,16 @@ class Controller:
             # A clean exit with tests outstanding: they go back to the suite.
             self._requeue(pool, list(agent.in_flight))
             agent.in_flight.clear()
+        if (
+            not crashed
+            and not self._stopping
+            and not pool.agents
+            and (not pool.queue.empty or pool.retries)
+            and not self._replace(pool)
+        ):
+            # Its last agent finished (told to, when the suite degraded) with work left,
+            # and no gateway is free for another: say so rather than lose the tests.
+            self._give_up(pool, "no agent could be started to run it")
 
     def _agent_crashed(self, agent: _Agent, error: str) -> None:
         """An agent died: blame the test it was running, requeue the rest, replace it."""
@@ -492,10 +502,14 @@ class Controller:
                 self._coverage_sink(record.id, files, agent.host_root or root)
         sent = list(agent.in_flight)
         agent.in_flight.clear()
+        if running is None and sent and not self._fleet.sees_slot(record.id):
+            # No slot to read (a socket gateway): agents run in order, so the first test not
+            # reported is the likeliest culprit (or finished with its report still buffered).
+            running = sent[0]
         victim = running if running in sent else None
         # Tests before the victim ran, but their reports died in the agent's buffer.
         requeue = [i for i in sent if i != victim]
-        self._agent_ended(agent)
+        self._agent_ended(agent, crashed=True)
         if victim is not None:
             self._crashed_test(pool, victim, record, died_at, why)
         if self._stopping:
@@ -526,15 +540,18 @@ class Controller:
         if pool.degraded and any(not self._agents[a].shutdown_sent for a in pool.agents):
             return  # the suite's single remaining agent carries on
         self._run.restarts += 1
-        self._replace(pool)
+        if not self._replace(pool) and not pool.agents:
+            self._give_up(pool, "no agent could be started to run it")
 
-    def _replace(self, pool: _Pool) -> None:
+    def _replace(self, pool: _Pool) -> bool:
+        """Start one more agent for the pool; False when no gateway is free for it."""
         replacement = f"{pool.work.name}-{pool.next_number}"
         if not self._fleet.reserve(pool.work.name, [replacement]):
-            return  # no gateway free for it: the pool's other agents carry on
+            return False
         pool.next_number += 1
         pool.queue.add_agent(replacement)
         self._start_agents([(pool.work.name, replacement)])
+        return True
 
     def _degrade(self, pool: _Pool, why: str) -> None:
         """The suite's remaining tests run on one agent, one after another.

@@ -184,6 +184,11 @@ class Fleet:
         self._slot_cache[agent_id] = (now, value)
         return value
 
+    def sees_slot(self, agent_id: str) -> bool:
+        """Whether the agent's scoreboard slot can be read (not on a socket gateway)."""
+        placement = self._placements.get(agent_id)
+        return placement is None or not placement.remote or placement.control is not None
+
     def read_crash_log(self, agent_id: str, status_dir: Path) -> str:
         placement = self._placements.get(agent_id)
         if placement is None or not placement.remote:

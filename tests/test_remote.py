@@ -258,8 +258,8 @@ def _free_port() -> int:
         return port
 
 
-def test_socket_gateway_on_loopback(pytester: pytest.Pytester) -> None:
-    _write(pytester.path, MIXED)
+def _socket_server() -> tuple[subprocess.Popen[bytes], int]:
+    """execnet's own socket server on loopback (it runs what it is sent, in its process)."""
     port = _free_port()
     server_script = Path(execnet.__file__).parent / "script" / "socketserver.py"
     server = subprocess.Popen(
@@ -267,13 +267,19 @@ def test_socket_gateway_on_loopback(pytester: pytest.Pytester) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    return server, port
+
+
+def test_socket_gateway_on_loopback(pytester: pytest.Pytester) -> None:
+    _write(pytester.path, MIXED)
+    server, port = _socket_server()
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
         spec = f"socket=127.0.0.1:{port}//chdir={pytester.path}"
         _, parallel = compare(pytester, agents_args=("--agents-tx", spec))
         metrics = read_metrics(parallel.metrics_path)  # type: ignore[attr-defined]
@@ -281,6 +287,41 @@ def test_socket_gateway_on_loopback(pytester: pytest.Pytester) -> None:
     finally:
         server.kill()
         server.wait()
+
+
+def test_socket_agent_death_blames_its_first_unreported_test(pytester: pytest.Pytester) -> None:
+    """No slot to read on a socket gateway: the first test it had not reported is blamed,
+    retried on the other agent, and the run carries on without the dead server."""
+    marker = pytester.path.parent / f"{pytester.path.name}-died"
+    source = textwrap.dedent(
+        f"""
+        import os
+        from pathlib import Path
+
+        def test_dies_once():
+            flag = Path({str(marker)!r})
+            if not flag.exists():
+                flag.touch()
+                os._exit(3)
+        """
+    )
+    pytester.makepyfile(test_a=source + "".join(f"\ndef test_{n}():\n    pass\n" for n in range(8)))
+    servers = [_socket_server() for _ in range(2)]
+    metrics_path = pytester.path / "m.json"
+    try:
+        args = [a for _, port in servers for a in ("--agents-tx", f"socket=127.0.0.1:{port}")]
+        specs = [f"{a}//chdir={pytester.path}" if a.startswith("socket") else a for a in args]
+        result = pytester.runpytest(
+            *QUIET_PLUGINS, *specs, "--agents-items=1", f"--agents-metrics={metrics_path}"
+        )
+    finally:
+        for server, _ in servers:
+            server.kill()
+            server.wait()
+    result.assert_outcomes(passed=9)
+    metrics = read_metrics(metrics_path)
+    assert metrics["retried"] == ["test_a.py::test_dies_once"], metrics
+    assert metrics["lost"] == [] and metrics["duplicates"] == []
 
 
 @pytest.mark.parametrize(
