@@ -270,8 +270,10 @@ class AgentSession:
         option = config.option
         # The controller alone writes reports and the cache, and decides when to stop.
         for name, value in (
-            # Not None: junitxml's writer must exist for its warnings, but write nowhere.
-            ("xmlpath", os.devnull),
+            # With --junitxml the writer must exist (record_property and its warnings need
+            # it) but write nowhere; without it, it must not exist, as in a plain run: it
+            # would cost every test its XML bookkeeping for nothing.
+            ("xmlpath", os.devnull if getattr(option, "xmlpath", None) else None),
             ("report_log", None),
             ("maxfail", 0),
             ("exitfirst", False),
@@ -384,6 +386,12 @@ class AgentSession:
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
         if not self.ready_sent:
             return True
+        # Only the controller reports: the agent's own terminal reporter (bound to devnull)
+        # would format every test for nothing, and plugins do costly work for its summary
+        # (hypothesis imports itself there). A forked agent dropped it when adopting.
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            session.config.pluginmanager.unregister(reporter)
         queue_: deque[int] = deque()
         finishing = False
         while True:
@@ -403,11 +411,6 @@ class AgentSession:
             nextitem = self._items.get(queue_[0]) if queue_ else None
             self._run_one(index, nextitem)
         self._buffer.close()
-        # The terminal summary goes nowhere in an agent, yet plugins do costly work for it
-        # (hypothesis imports itself there): skip it, after every test has run.
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            session.config.pluginmanager.unregister(reporter)
         return True
 
     def _receive(self, queue_: deque[int], *, block: bool) -> bool:
