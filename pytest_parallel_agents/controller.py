@@ -234,7 +234,8 @@ class Controller:
             finally:
                 self._run.execution_finished = time.perf_counter()
                 gc.unfreeze()
-                for problem in self._fleet.cleanup():
+                pids = {a.record.id: a.record.pid for a in self._agents.values()}
+                for problem in self._fleet.cleanup(pids):
                     self._warn(problem)
 
     def _live_agents(self) -> int:

@@ -113,11 +113,19 @@ class Fleet:
                     self.cleanup()
                     raise
 
-    def cleanup(self) -> list[str]:
-        """Remove every host's run directory; the hosts where that failed, one line each."""
+    def cleanup(self, pids: dict[str, int | None] | None = None) -> list[str]:
+        """End this run's agents left on each host, remove every host's run directory; the
+        hosts where that failed, one line each."""
         problems = []
         for host in self._hosts.values():
-            if not host.cleanup():
+            mine = [
+                pid
+                for agent_id, pid in (pids or {}).items()
+                if pid is not None
+                and (placement := self._placements.get(agent_id)) is not None
+                and placement.control is host
+            ]
+            if not host.cleanup(mine):
                 problems.append(f"could not remove {host.run_dir} on {host.spec.host}")
         self._hosts.clear()
         self._transport.close_controls()

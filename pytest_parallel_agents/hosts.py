@@ -115,9 +115,14 @@ class Host:
         except Exception:
             return False
 
-    def cleanup(self) -> bool:
-        """Remove the run's directory from the host; False if it could not be removed."""
+    def cleanup(self, pids: Sequence[int] = ()) -> bool:
+        """End this run's agents still alive on the host (their gateways were given their
+        grace already), then remove the run's directory; False if it could not be removed."""
         try:
+            if pids and self.run_dir:
+                self._link.call(
+                    _on_host_kill_agents, pids=[int(p) for p in pids], run_dir=self.run_dir
+                )
             return bool(self.run_dir) and bool(
                 self._link.call(_on_host_remove_tree, path=self.run_dir)
             )
@@ -192,6 +197,31 @@ def _on_host_signal(channel, pid, signum):  # type: ignore[no-untyped-def]
         channel.send(False)
         return
     channel.send(True)
+
+
+def _on_host_kill_agents(channel, pids, run_dir):  # type: ignore[no-untyped-def]
+    import os
+    import signal
+
+    # Only a process holding a file in this run's directory is ours (pids are reused).
+    # Plain loops: execnet cannot send a function with comprehensions (nested scopes).
+    killed = []
+    for pid in pids:
+        ours = False
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(run_dir + "/"):
+                    ours = True
+                    break
+        except OSError:
+            continue
+        if ours:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except OSError:
+                pass
+    channel.send(killed)
 
 
 def _on_host_remove_tree(channel, path):  # type: ignore[no-untyped-def]

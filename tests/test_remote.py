@@ -180,6 +180,56 @@ def test_killed_ssh_session_is_recovered(pytester: pytest.Pytester, sshd: SshSer
     assert not _run_dir(metrics).exists()
 
 
+def test_ctrl_c_leaves_nothing_on_the_host(pytester: pytest.Pytester, sshd: SshServer) -> None:
+    pids = pytester.path.parent / f"{pytester.path.name}-pids"
+    pids.mkdir()
+    pytester.makepyfile(
+        test_block=f"""
+        import os
+        import time
+        import pytest
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_blocks(n):
+            open(os.path.join({str(pids)!r}, str(os.getpid())), "w").close()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+        """
+    )
+    metrics_path = pytester.path / "metrics.json"
+    spec = sshd.spec(sys.executable, chdir=str(pytester.path))
+    process = pytester.popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *QUIET_PLUGINS,
+            "-p",
+            "no:cacheprovider",
+            "--agents-tx",
+            f"2*{spec}",
+            f"--agents-metrics={metrics_path}",
+        ],
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while len(list(pids.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    agents = {int(p.name) for p in pids.iterdir()}
+    assert len(agents) == 2, "the agents never started their tests"
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    text = out.decode() + err.decode()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, text
+    assert "INTERNALERROR" not in text, text
+    metrics = read_metrics(metrics_path)
+    # The remote agents end (their gateways are stopped, stragglers killed through the
+    # host's control gateway) and the run's directory on the host is removed.
+    assert wait_until_gone(agents, timeout=10) == []
+    assert not _run_dir(metrics).exists()
+
+
 def test_remote_timeout_kills_through_the_host(pytester: pytest.Pytester, sshd: SshServer) -> None:
     pytester.makepyfile(
         test_hang="""
@@ -249,6 +299,33 @@ def test_suite_bound_to_a_host(pytester: pytest.Pytester, sshd: SshServer) -> No
     hosts = {a["id"]: a["host"] for a in read_metrics(metrics_path)["agents"]}
     assert {h for a, h in hosts.items() if a.startswith("e2e")} == {"ssh=agents-test"}
     assert {h for a, h in hosts.items() if a.startswith("unit")} == {"popen"}
+
+
+def test_host_functions_can_be_sent(tmp_path: Path) -> None:
+    """execnet sends these functions' source: no globals, no comprehensions (nested scopes)."""
+    from pytest_parallel_agents import hosts
+
+    calls = {
+        hosts._on_host_make_run_dir: {"name": f"pytest-agents-test-{os.getpid()}"},
+        hosts._on_host_write_file: {"path": str(tmp_path / "a/b.txt"), "data": b"x"},
+        hosts._on_host_read_files: {"paths": [str(tmp_path / "a/b.txt")]},
+        hosts._on_host_read_tree: {"directory": str(tmp_path / "a")},
+        hosts._on_host_signal: {"pid": os.getpid(), "signum": 0},
+        hosts._on_host_kill_agents: {"pids": [os.getpid()], "run_dir": str(tmp_path / "none")},
+        hosts._on_host_remove_tree: {"path": str(tmp_path / "a")},
+    }
+    gateway = execnet.makegateway(f"popen//python={sys.executable}")
+    try:
+        answers = {f.__name__: gateway.remote_exec(f, **kw).receive(10) for f, kw in calls.items()}
+    finally:
+        gateway.exit()
+    run_dir, _ = answers["_on_host_make_run_dir"]
+    os.rmdir(run_dir)
+    assert answers["_on_host_read_files"] == {str(tmp_path / "a/b.txt"): b"x"}
+    assert answers["_on_host_read_tree"] == {"b.txt": b"x"}
+    assert answers["_on_host_signal"] is True
+    assert answers["_on_host_kill_agents"] == []  # this process holds nothing of that run
+    assert answers["_on_host_remove_tree"] is True and not (tmp_path / "a").exists()
 
 
 def _free_port() -> int:
