@@ -47,9 +47,9 @@ from .protocol import (
 from .scoreboard import Slot
 from .state import AGENT_ID_KEY, CONTROLLER_KEYS
 
-# Plugins of the controller that a forked agent must not run: reporters and cache writers.
+# Plugins of the controller that a forked agent must not run: reporters and cache writers
+# (the terminal reporter is replaced by a stand-in without hooks, see _quiet_terminal).
 _CONTROLLER_ONLY: Final = (
-    "terminalreporter",
     "lfplugin",
     "nfplugin",
     "stepwiseplugin",
@@ -297,6 +297,7 @@ class AgentSession:
             plugin = manager.get_plugin(name)
             if plugin is not None:
                 manager.unregister(plugin)
+        _quiet_terminal(config)
         for plugin in list(manager.get_plugins()):
             if type(plugin).__module__ == "_pytest.junitxml":
                 manager.unregister(plugin)
@@ -388,10 +389,8 @@ class AgentSession:
             return True
         # Only the controller reports: the agent's own terminal reporter (bound to devnull)
         # would format every test for nothing, and plugins do costly work for its summary
-        # (hypothesis imports itself there). A forked agent dropped it when adopting.
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            session.config.pluginmanager.unregister(reporter)
+        # (hypothesis imports itself there). A forked agent did this when adopting.
+        _quiet_terminal(session.config)
         queue_: deque[int] = deque()
         finishing = False
         while True:
@@ -547,6 +546,27 @@ def _compact(reports: list[pytest.TestReport]) -> CompactPass | None:
     first = reports[0]
     path, lineno, domain = first.location
     return (str(path), lineno, str(domain)), tuple(first.keywords), tuple(phases)
+
+
+@final
+class _QuietReporter:
+    """Stands in for an agent's terminal reporter: the same object to whoever asks for it
+    (pytest's assertion messages use its terminal writer), but none of its hooks."""
+
+    def __init__(self, reporter: object) -> None:
+        self._reporter = reporter
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reporter, name)
+
+
+def _quiet_terminal(config: pytest.Config) -> None:
+    manager = config.pluginmanager
+    reporter = manager.get_plugin("terminalreporter")
+    if reporter is None or isinstance(reporter, _QuietReporter):
+        return
+    manager.unregister(reporter)
+    manager.register(_QuietReporter(reporter), "terminalreporter")
 
 
 def _mismatch(

@@ -263,6 +263,30 @@ def _identity_project(pytester: pytest.Pytester, records: Path, barrier: Path | 
 
 
 @BOTH_STARTS
+def test_terminal_writer_is_there_for_assertion_messages(
+    pytester: pytest.Pytester, start: str
+) -> None:
+    """The agent's reporter is quiet, not gone: pytest 8 colours assertion comparisons with
+    config.get_terminal_writer(), and plugins may ask for it too."""
+    pytester.makepyfile(
+        test_w="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_compare(n, pytestconfig):
+            assert pytestconfig.get_terminal_writer() is not None
+            assert [n, "x"] != [1, "x"]
+        """
+    )
+    result = run(pytester, *PARALLEL, f"--agents-start={start}", "-p", "no:cacheprovider")
+    assert_parallel(result)
+    result.assert_outcomes(passed=3, failed=1)
+    failed = [line for line in result.outlines if line.startswith("FAILED test_w.py")]
+    # The comparison is explained (not a bare "AssertionError" from a failing explanation).
+    assert failed and failed[0].endswith("assert [1, 'x'] != [1, 'x']"), result.stdout.str()
+
+
+@BOTH_STARTS
 def test_agent_id_fixture_and_environment(
     pytester: pytest.Pytester, records: Path, barrier: Path, start: str
 ) -> None:
