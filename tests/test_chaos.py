@@ -126,7 +126,13 @@ def test_chaos_suite(pytester: pytest.Pytester, start: str) -> None:
     assert failed == set(BAD)
     output = result.stdout.str()
     for name, cause in BAD.items():
-        line = next(x for x in result.outlines if x.startswith(f"FAILED test_chaos.py::{name} "))
+        # pytest 9 appends the failure's first line to the -r line; pytest 8 does not.
+        line = next(
+            x
+            for x in result.outlines
+            if x == f"FAILED test_chaos.py::{name}"
+            or x.startswith(f"FAILED test_chaos.py::{name} ")
+        )
         section = output.split(f"_ {name} _", 1)[1].split("\n_", 1)[0]
         assert cause in section, (name, line)
     # Crashes are retried once on a fresh agent, never more; timeouts and failures never.

@@ -665,6 +665,7 @@ def test_durations_section(pytester: pytest.Pytester) -> None:
         assert len(slow) == 1 and slow[0] >= 0.3, result.stdout.str()
 
 
+@pytest.mark.skipif(pytest.version_tuple < (9,), reason="the subtests fixture is pytest 9's")
 def test_subtests_counted_identically(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_sub="""
