@@ -109,6 +109,18 @@ def count_cases(cases: Iterable[ET.Element]) -> JunitCounts:
     return JunitCounts(tests, counted["failure"], counted["error"], counted["skipped"])
 
 
+def _stated_counts(suites: Sequence[ET.Element]) -> JunitCounts | None:
+    """The sums of the suites' own tests/failures/errors/skipped, if every suite states all."""
+    totals = [0, 0, 0, 0]
+    for suite in suites:
+        for position, name in enumerate(("tests", "failures", "errors", "skipped")):
+            text = suite.get(name)
+            if text is None or not text.isdigit():
+                return None
+            totals[position] += int(text)
+    return JunitCounts(*totals) if suites else None
+
+
 def _seconds(text: str | None) -> float:
     try:
         value = float(text) if text is not None else 0.0
@@ -135,14 +147,16 @@ def earliest_timestamp(stamps: Sequence[str]) -> str | None:
 def merge_junit(roots: Sequence[ET.Element], suite_name: str = "pytest") -> ET.Element:
     """One <testsuites> holding one <testsuite> with every <testcase> of ``roots``, in order.
 
-    Cases are deep copies, attributes and children verbatim. The suite's counts come from the
-    cases; its time is the sum of the input suites' times, its timestamp the earliest, its
+    Cases are deep copies, attributes and children verbatim. The suite's counts are the sums
+    of the input suites' own counts when every input suite states them (pytest's way of
+    counting differs between versions: pytest 8 counts a test that failed and then errored in
+    teardown once, pytest 9 twice), else they are counted from the cases; its time is the sum of the input suites' times, its timestamp the earliest, its
     hostname kept only when every input suite names the same one. Suite-level <property>
     elements are kept once each, in first-seen order.
     """
     suites = [suite for root in roots for suite in junit_suites(root)]
     cases = [case for root in roots for case in junit_cases(root)]
-    counts = count_cases(cases)
+    counts = _stated_counts(suites) or count_cases(cases)
     total_time = sum(_seconds(suite.get("time")) for suite in suites)
     stamps = [stamp for suite in suites if (stamp := suite.get("timestamp"))]
     hosts = {suite.get("hostname") for suite in suites}

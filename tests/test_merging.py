@@ -173,6 +173,37 @@ def test_merge_junit_recomputes_suite_attributes() -> None:
     assert [p.attrib for p in suite[0]] == [{"name": "build", "value": "7"}]
 
 
+def test_merge_junit_sums_the_counts_each_suite_states() -> None:
+    """pytest 8 writes tests="1" for a test that failed and then errored in teardown (two
+    <testcase> elements); the merged counts keep each producer's way of counting."""
+    stated = (
+        '<testsuite tests="1" failures="1" errors="1" skipped="0">'
+        '<testcase name="t"><failure/></testcase><testcase name="t"><error/></testcase>'
+        "</testsuite>"
+    )
+    other = (
+        '<testsuite tests="1" failures="0" errors="0" skipped="0"><testcase name="u"/></testsuite>'
+    )
+    suite = merge_junit([_xml(stated), _xml(other)]).find("testsuite")
+    assert suite is not None
+    assert [suite.get(k) for k in ("tests", "failures", "errors", "skipped")] == [
+        "2",
+        "1",
+        "1",
+        "0",
+    ]
+    # One suite that does not state its counts: everything is counted from the cases.
+    unstated = '<testsuite><testcase name="v"><skipped/></testcase></testsuite>'
+    suite = merge_junit([_xml(stated), _xml(unstated)]).find("testsuite")
+    assert suite is not None
+    assert [suite.get(k) for k in ("tests", "failures", "errors", "skipped")] == [
+        "3",
+        "1",
+        "1",
+        "1",
+    ]
+
+
 def test_merge_junit_keeps_a_common_hostname() -> None:
     one = '<testsuite hostname="h" time="1"><testcase name="a"/></testsuite>'
     two = (
