@@ -150,8 +150,9 @@ def merge_junit(roots: Sequence[ET.Element], suite_name: str = "pytest") -> ET.E
     Cases are deep copies, attributes and children verbatim. The suite's counts are the sums
     of the input suites' own counts when every input suite states them (pytest's way of
     counting differs between versions: pytest 8 counts a test that failed and then errored in
-    teardown once, pytest 9 twice), else they are counted from the cases; its time is the sum of the input suites' times, its timestamp the earliest, its
-    hostname kept only when every input suite names the same one. Suite-level <property>
+    teardown once, pytest 9 twice), else they are counted from the cases. Its time is the sum
+    of the input suites' times, its timestamp the earliest, its hostname kept only when every
+    input suite names the same one. Suite-level <property>
     elements are kept once each, in first-seen order.
     """
     suites = [suite for root in roots for suite in junit_suites(root)]
