@@ -30,11 +30,9 @@ class Measurement:
     """
 
     def __init__(self, request: CoverageRequest, data_file: str, *, whole_view: bool) -> None:
-        self.data_file = data_file
         self.request = request
         self.warnings: list[str] = []
         self.checkpoint_seconds = 0.0
-        self.checkpoints = 0
         self._cov = coverage.Coverage(
             data_file=data_file,
             source=list(request.sources) or None,
@@ -44,10 +42,6 @@ class Measurement:
         if not whole_view:
             self._cov.set_option("run:disable_warnings", _PARTIAL_VIEW)
         self._running = False
-
-    @property
-    def cov(self) -> coverage.Coverage:
-        return self._cov
 
     def start(self) -> None:
         if not self._running:
@@ -74,7 +68,6 @@ class Measurement:
             else:
                 self._cov.get_data()
         self.checkpoint_seconds += time.perf_counter() - started
-        self.checkpoints += 1
 
     def finish(self) -> None:
         """Stop measuring and save everything, unexecuted source files included."""

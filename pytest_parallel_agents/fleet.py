@@ -19,7 +19,7 @@ from typing import Final, final
 from .hosts import Host
 from .placement import HOST_CWD
 from .scoreboard import read_crash_log, read_slot
-from .transport import FORK, Transport
+from .transport import Transport
 from .txspecs import TxSlot, TxSpec, expand, fits
 
 # A remote agent's slot is read over the network: at most this often by the watchdog.
@@ -35,7 +35,7 @@ class HostUnreachable(Exception):
 class Placement:
     """Where one agent runs."""
 
-    spec: str  # FORK, or an execnet spec
+    spec: str  # transport.FORK, or an execnet spec
     host: str  # as the metrics name it
     remote: bool
     host_root: str = ""
@@ -74,10 +74,6 @@ class Fleet:
         self._placements: dict[str, Placement] = {}
         self._host_failures: dict[str, int] = {}
         self._slot_cache: dict[str, tuple[float, tuple[int | None, float]]] = {}
-
-    @property
-    def uses_tx(self) -> bool:
-        return bool(self._slots)
 
     # --- hosts --------------------------------------------------------------------------
 
@@ -222,10 +218,3 @@ class Fleet:
         if placement is None or not placement.remote or placement.control is None:
             return {}, ""
         return placement.control.coverage_files(agent_id), placement.host_root
-
-    def host_root(self, agent_id: str) -> str:
-        placement = self._placements.get(agent_id)
-        return placement.host_root if placement is not None else ""
-
-
-__all__ = ["FORK", "Fleet", "HostUnreachable", "Placement"]

@@ -136,13 +136,12 @@ def test_victim():
 """
 
 
-def test_killed_ssh_session_is_recovered(pytester: pytest.Pytester, sshd: SshServer) -> None:
-    mark = pytester.path.parent / f"{pytester.path.name}-agent-pid"
-    others = "\n\n".join(f"def test_other_{n}():\n    time.sleep(0.1)" for n in range(16))
-    pytester.makepyfile(test_slow=SLOW.format(mark=str(mark), others=others))
-    metrics_path = pytester.path / "metrics.json"
+def _start_on_two_ssh_agents(
+    pytester: pytest.Pytester, sshd: SshServer, metrics: Path
+) -> subprocess.Popen[bytes]:
+    """The project's run on two ssh agents (shared checkout), in the background."""
     spec = sshd.spec(sys.executable, chdir=str(pytester.path))
-    process = pytester.popen(
+    return pytester.popen(
         [
             sys.executable,
             "-m",
@@ -152,10 +151,18 @@ def test_killed_ssh_session_is_recovered(pytester: pytest.Pytester, sshd: SshSer
             "no:cacheprovider",
             "--agents-tx",
             f"2*{spec}",
-            f"--agents-metrics={metrics_path}",
+            f"--agents-metrics={metrics}",
         ],
         stdin=subprocess.DEVNULL,
     )
+
+
+def test_killed_ssh_session_is_recovered(pytester: pytest.Pytester, sshd: SshServer) -> None:
+    mark = pytester.path.parent / f"{pytester.path.name}-agent-pid"
+    others = "\n\n".join(f"def test_other_{n}():\n    time.sleep(0.1)" for n in range(16))
+    pytester.makepyfile(test_slow=SLOW.format(mark=str(mark), others=others))
+    metrics_path = pytester.path / "metrics.json"
+    process = _start_on_two_ssh_agents(pytester, sshd, metrics_path)
     deadline = time.monotonic() + 60
     while not mark.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
@@ -198,21 +205,7 @@ def test_ctrl_c_leaves_nothing_on_the_host(pytester: pytest.Pytester, sshd: SshS
         """
     )
     metrics_path = pytester.path / "metrics.json"
-    spec = sshd.spec(sys.executable, chdir=str(pytester.path))
-    process = pytester.popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            *QUIET_PLUGINS,
-            "-p",
-            "no:cacheprovider",
-            "--agents-tx",
-            f"2*{spec}",
-            f"--agents-metrics={metrics_path}",
-        ],
-        stdin=subprocess.DEVNULL,
-    )
+    process = _start_on_two_ssh_agents(pytester, sshd, metrics_path)
     deadline = time.monotonic() + 60
     while len(list(pids.iterdir())) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
