@@ -443,10 +443,16 @@ class Controller:
             agent.in_flight.extend(batch)
             agent.last_dispatch = time.time()
             agent.link.send(RunTests(tuple(batch)))
-        if len(agent.in_flight) <= 1 and pool.queue.empty and not pool.retries:
-            # Nothing left to give: the agent may run its last test with nextitem=None.
+        if len(agent.in_flight) <= 1 and pool.queue.empty and not self._retries_for(agent, pool):
+            # Nothing left it could be given (retries wait for a fresh agent): it may run its
+            # last test with nextitem=None. Waiting on would hold that test back for good.
             agent.shutdown_sent = True
             agent.link.send(Shutdown(drop_pending=False))
+
+    @staticmethod
+    def _retries_for(agent: _Agent, pool: _Pool) -> bool:
+        """Whether the pool holds a retry this agent may run (it started after that crash)."""
+        return any(agent.record.started_at > died_at for _, died_at in pool.retries)
 
     def _window(self, pool: _Pool) -> int:
         if pool.degraded:

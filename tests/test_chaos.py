@@ -233,6 +233,51 @@ def test_early_crash_requeues_each_pending_test_once(pytester: pytest.Pytester, 
     assert sum(agent["tests"] for agent in document["agents"]) == 31, document["agents"]
 
 
+def test_last_test_runs_while_a_retry_waits_for_a_fresh_agent(pytester: pytest.Pytester) -> None:
+    """An agent left holding its last test is told to finish although a retry is pending.
+
+    The retry may only run on an agent started after the crash, so the surviving agent can
+    never be given it: waiting for more work held its last test back until the heartbeat
+    killed it (a regression; CI hung on it). The replacement starts slowly here, so the
+    survivor always runs dry first.
+    """
+    marker = pytester.path / "died-once"
+    pytester.makeconftest(
+        """
+        import os, time
+
+        def pytest_configure(config):
+            if os.environ.get("PYTEST_AGENT_ID") == "unit-2":
+                time.sleep(3)
+        """
+    )
+    pytester.makepyfile(
+        test_many=(
+            "import os\nfrom pathlib import Path\n\n\ndef test_dies_first():\n"
+            f"    flag = Path({str(marker)!r})\n"
+            "    if not flag.exists():\n        flag.touch()\n        os._exit(9)\n"
+        )
+        + "".join(f"\n\ndef test_{n}():\n    pass\n" for n in range(10))
+    )
+    metrics = pytester.path / "metrics.json"
+    result = pytester.runpytest_subprocess(
+        *QUIET_PLUGINS,
+        "--agents=2",
+        "--agents-items=1",
+        "--agents-start=spawn",
+        "--agents-heartbeat=600",
+        f"--agents-metrics={metrics}",
+        "-p",
+        "no:cacheprovider",
+        timeout=120,
+    )
+    result.assert_outcomes(passed=11)
+    agents = {agent["id"]: agent for agent in json.loads(metrics.read_text())["agents"]}
+    assert sorted(agents) == ["unit-0", "unit-1", "unit-2"], agents
+    assert [a for a in agents if agents[a]["crashed"]] == ["unit-0"], agents
+    assert agents["unit-1"]["tests"] == 10 and agents["unit-2"]["tests"] == 1, agents
+
+
 def test_maxfail_stops_every_agent_at_the_next_boundary(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_x="""
