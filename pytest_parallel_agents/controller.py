@@ -616,7 +616,13 @@ class Controller:
         self._last_watch = now
         wall = time.time()
         for agent in list(self._agents.values()):
-            if agent.finished or agent.stuck is not None or not agent.ready:
+            if agent.finished or agent.stuck is not None:
+                continue
+            if not agent.ready:
+                # Agents speak (heartbeats) from the moment their session starts: one silent
+                # since its start never received StartSession whole, or hangs before it.
+                if now - agent.last_seen > self._heartbeat:
+                    self._kill_stuck(agent, None, f"no message for {self._heartbeat:g} s")
                 continue
             running, since = self._fleet.read_slot(agent.record.id, self._status_dir, fresh=False)
             limit = self._timeouts.get(running, self._timeout) if running is not None else None

@@ -36,12 +36,36 @@ from .protocol import ChannelClosed, Command, Event, ProtocolError, decode, enco
 # Runs in every agent; everything else lives in the agent module.
 _BOOTSTRAP: Final = """
 if __name__ == "__channelexec__":
+    from pytest_parallel_agents.transport import whole_writes
+    whole_writes(channel.gateway._io)
     from pytest_parallel_agents.agent import serve
     serve(channel)
 """
 FORK: Final = "fork"
 
 AgentEvent = tuple[str, Event]
+
+
+def whole_writes(io: object) -> None:
+    """Make an execnet pipe IO write the whole of every message, signals or not.
+
+    execnet writes a message with one call; on an unbuffered pipe (a forked agent's, or the
+    stdout of a ``python -u`` gateway) a signal handled mid-write (a test's SIGALRM, a
+    debugger's stop) returns a short count, the rest of the message is lost, and the peer
+    waits forever for bytes that never come.
+    """
+    if not isinstance(io, gateway_base.Popen2IO) or getattr(io, "_writes_whole", False):
+        return
+    write_once = io._write
+
+    def write(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = write_once(view)
+            view = view[written or 0 :]  # None: a non-blocking pipe is full; try again
+
+    io._write = write
+    io._writes_whole = True  # type: ignore[attr-defined]
 
 
 class GatewaySpecError(ValueError):
@@ -391,6 +415,7 @@ class _ForkedIO(gateway_base.Popen2IO):
     def __init__(self, outfile: Any, infile: Any, execmodel: Any, process: ForkedProcess) -> None:
         super().__init__(outfile, infile, execmodel)
         self.popen = process
+        whole_writes(self)
 
     def wait(self) -> int | None:
         return self.popen.wait()
@@ -419,6 +444,7 @@ def _serve_forked_child(
             os.fdopen(read_fd, "rb", buffering=0),
             gateway_base.get_execmodel("thread"),
         )
+        whole_writes(io)
         gateway_base.serve(io, id=agent_id)  # type: ignore[arg-type]
         code = 0
     except BaseException:

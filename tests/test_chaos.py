@@ -335,6 +335,44 @@ def test_heartbeat_kills_an_agent_stuck_outside_tests(pytester: pytest.Pytester)
     assert stuck["crashed"] and "stopped answering" in stuck["exit"]
 
 
+def test_agent_silent_before_it_is_ready_is_replaced(pytester: pytest.Pytester) -> None:
+    """An agent that never becomes ready (stopped, or never sent its StartSession whole) is
+    killed once silent for the heartbeat while the others run its share (a regression: the
+    run waited for it forever)."""
+    pytester.makeconftest(
+        """
+        import os, signal
+
+        def pytest_configure(config):
+            if os.environ.get("PYTEST_AGENT_ID") == "unit-1":
+                os.kill(os.getpid(), signal.SIGSTOP)  # silent from now on, threads and all
+        """
+    )
+    pytester.makepyfile(
+        test_ready="""
+        import pytest
+
+        @pytest.mark.parametrize("i", range(6))
+        def test_a(i):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        *QUIET_PLUGINS,
+        "--agents=2",
+        "--agents-items=1",
+        "--agents-start=spawn",
+        "--agents-heartbeat=3",
+        "--agents-metrics=m.json",
+        timeout=120,
+    )
+    result.assert_outcomes(passed=6)
+    agents = {a["id"]: a for a in json.loads((pytester.path / "m.json").read_text())["agents"]}
+    silent = agents["unit-1"]
+    assert silent["crashed"] and "stopped answering" in silent["exit"], silent
+    assert silent["tests"] == 0 and agents["unit-0"]["tests"] == 6, agents
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_writes_reports_and_leaves_nothing(
     pytester: pytest.Pytester, signum: signal.Signals
