@@ -355,7 +355,8 @@ class Controller:
                 )
                 self._dispatch(agent)
             case TestsReported(results=results):
-                self._tests_reported(agent, results)
+                with self._replayer.batch():
+                    self._tests_reported(agent, results)
             case OutputForwarded(text=text):
                 self._forward(agent_id, text)
             case AgentFinished(

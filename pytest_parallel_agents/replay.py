@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal, final
 
 import pytest
@@ -44,6 +46,35 @@ class Replayer:
     def __init__(self, config: pytest.Config) -> None:
         self._config = config
         self._hook = config.hook
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        writer = getattr(terminal, "_tw", None)
+        # TerminalWriter's stream (pytest 8 and 9); without it output is simply not batched.
+        self._writer = writer if hasattr(writer, "_file") else None
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Gather the terminal output of a batch of replays and write it once.
+
+        A plain run writes each progress letter straight to the terminal; replayed in
+        batches, per-letter writes (each a system call when stdout is unbuffered, each waking
+        the reader of a pipe) cost the controller more than the rest of the replay, on cores
+        the agents need. What the user sees is the same, a batch at a time.
+        """
+        writer = self._writer
+        if writer is None or isinstance(writer._file, io.StringIO):
+            yield
+            return
+        stream = writer._file
+        gathered = io.StringIO()
+        writer._file = gathered
+        try:
+            yield
+        finally:
+            writer._file = stream
+            text = gathered.getvalue()
+            if text:
+                stream.write(text)
+                stream.flush()
 
     def test(
         self,
