@@ -10,13 +10,12 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, final
-
-import coverage
-from coverage.exceptions import CoverageException, CoverageWarning, NoDataError
-from coverage.results import should_fail_under
+from typing import TYPE_CHECKING, Final, final
 
 from .coverage_options import Report
+
+if TYPE_CHECKING:
+    import coverage
 
 # Coverage's defaults for report destinations, used when neither DEST nor the config says.
 _DEFAULT_DEST: Final = {
@@ -67,6 +66,9 @@ def is_coverage_data(path: Path) -> bool:
 
 
 def new_coverage(settings: Sources, data_file: str | None = None) -> coverage.Coverage:
+    # Imported here: a run without coverage should not pay ~50 ms for importing it.
+    import coverage
+
     if data_file is None:
         return coverage.Coverage(
             source=list(settings.sources) or None,
@@ -107,6 +109,8 @@ def combine(
     os.close(fd)
     os.unlink(scratch)
     problems: list[str] = []
+    from coverage.exceptions import CoverageWarning
+
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CoverageWarning)
@@ -142,6 +146,9 @@ def write_reports(
     precision: int | None = None,
 ) -> Outcome:
     """Write every report from the combined data file; relative destinations are under base."""
+    from coverage.exceptions import CoverageException, CoverageWarning, NoDataError
+    from coverage.results import should_fail_under
+
     outcome = Outcome(data_file)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CoverageWarning)

@@ -7,13 +7,14 @@ import os
 import time
 import warnings
 from collections.abc import Iterator
-from typing import Final, final
+from typing import TYPE_CHECKING, Final, final
 
-import coverage
 import pytest
-from coverage.exceptions import CoverageWarning
 
 from .protocol import CoverageRequest
+
+if TYPE_CHECKING:
+    pass
 
 # Warnings that one process of a parallel run cannot judge: an agent imports only some of
 # the sources, and a forked agent finds every source imported before it started measuring.
@@ -33,6 +34,8 @@ class Measurement:
         self.request = request
         self.warnings: list[str] = []
         self.checkpoint_seconds = 0.0
+        import coverage  # only when measuring: importing it costs every run ~50 ms
+
         self._cov = coverage.Coverage(
             data_file=data_file,
             source=list(request.sources) or None,
@@ -86,7 +89,7 @@ class Measurement:
         """Coverage's warnings go to a list shown in the coverage summary, not to pytest's
         (where -W error would turn them into a failure of whatever test is running)."""
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", CoverageWarning)
+            warnings.simplefilter("always", _coverage_warning())
             yield
         for message in caught:
             text = str(message.message)
@@ -127,3 +130,9 @@ class TestContexts:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Iterator[None]:
         return (yield from self._switch(item, "teardown"))
+
+
+def _coverage_warning() -> type[Warning]:
+    from coverage.exceptions import CoverageWarning
+
+    return CoverageWarning

@@ -10,8 +10,6 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 
 class DurationsError(Exception):
     """A durations file that cannot be read or written; one line naming the file."""
@@ -77,6 +75,8 @@ def predict(nodeids: Iterable[str], known: Mapping[str, float]) -> tuple[list[fl
 
 def store_durations(path: Path, measured: Mapping[str, float]) -> None:
     """Merge ``measured`` into the file under a lock, atomically; never clobber a bad file."""
+    from filelock import FileLock, Timeout  # only runs that store durations pay for it
+
     # The lock lives outside the user's tree, keyed by the file's absolute path.
     key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
     lock = FileLock(os.path.join(tempfile.gettempdir(), f"pytest-agents-durations-{key}.lock"))

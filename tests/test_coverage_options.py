@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -178,3 +180,15 @@ def test_both_option_sets_together() -> None:
     assert both.fail_under == 60.0
     assert combine_settings(None, None) is None
     assert combine_settings(ours, None) is ours
+
+
+def test_loading_the_plugin_imports_neither_coverage_nor_filelock() -> None:
+    """Every run loads the plugin; coverage (~50 ms) and filelock load only when used."""
+    code = (
+        "import sys, pytest_parallel_agents.plugin, pytest_parallel_agents.agent\n"
+        "print(sorted(m for m in ('coverage', 'filelock') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
