@@ -274,8 +274,11 @@ def test_last_test_runs_while_a_retry_waits_for_a_fresh_agent(pytester: pytest.P
     result.assert_outcomes(passed=11)
     agents = {agent["id"]: agent for agent in json.loads(metrics.read_text())["agents"]}
     assert sorted(agents) == ["unit-0", "unit-1", "unit-2"], agents
-    assert [a for a in agents if agents[a]["crashed"]] == ["unit-0"], agents
-    assert agents["unit-1"]["tests"] == 10 and agents["unit-2"]["tests"] == 1, agents
+    # One of the first two died (whichever ran test_dies_first); nobody was killed for idling.
+    crashed = [a for a in agents if agents[a]["crashed"]]
+    assert len(crashed) == 1 and crashed[0] != "unit-2", agents
+    assert agents["unit-2"]["tests"] >= 1, agents  # the retry
+    assert sum(agent["tests"] for agent in agents.values()) == 11, agents
 
 
 def test_maxfail_stops_every_agent_at_the_next_boundary(pytester: pytest.Pytester) -> None:
