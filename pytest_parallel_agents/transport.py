@@ -54,9 +54,11 @@ def whole_writes(io: object) -> None:
     debugger's stop) returns a short count, the rest of the message is lost, and the peer
     waits forever for bytes that never come.
     """
-    if not isinstance(io, gateway_base.Popen2IO) or getattr(io, "_writes_whole", False):
+    # By attribute, not isinstance: a spawned or remote gateway runs execnet's classes from
+    # its bootstrap source, not from the execnet module. (Socket IO has no _write: sendall.)
+    write_once = getattr(io, "_write", None)
+    if write_once is None or getattr(io, "_writes_whole", False):
         return
-    write_once = io._write
 
     def write(data: bytes) -> None:
         view = memoryview(data)
@@ -64,7 +66,7 @@ def whole_writes(io: object) -> None:
             written = write_once(view)
             view = view[written or 0 :]  # None: a non-blocking pipe is full; try again
 
-    io._write = write
+    io._write = write  # type: ignore[attr-defined]
     io._writes_whole = True  # type: ignore[attr-defined]
 
 
@@ -444,7 +446,7 @@ def _serve_forked_child(
             os.fdopen(read_fd, "rb", buffering=0),
             gateway_base.get_execmodel("thread"),
         )
-        whole_writes(io)
+        # The bootstrap, the first thing the gateway runs, makes its writes whole.
         gateway_base.serve(io, id=agent_id)  # type: ignore[arg-type]
         code = 0
     except BaseException:

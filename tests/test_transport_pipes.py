@@ -9,6 +9,7 @@ import time
 
 import pytest
 from execnet import gateway_base
+from helpers import QUIET_PLUGINS
 
 from pytest_parallel_agents.transport import whole_writes
 
@@ -76,3 +77,25 @@ def test_whole_writes_wraps_once() -> None:
     assert os.read(read_fd, 3) == b"abc"
     io.close_write()
     io.close_read()
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_agents_write_whole_messages(pytester: pytest.Pytester, start: str) -> None:
+    """Every agent's gateway writes whole messages, spawned ones included (their execnet
+    classes come from the bootstrap source, so they are found by name, not by type)."""
+    pytester.makepyfile(
+        test_pipes="""
+        import gc, os
+        import pytest
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_gateway_io(i):
+            assert os.environ.get("PYTEST_AGENT_ID")
+            ios = [o for o in gc.get_objects() if type(o).__name__ in ("Popen2IO", "_ForkedIO")]
+            assert ios and all(getattr(o, "_writes_whole", False) for o in ios), ios
+        """
+    )
+    result = pytester.runpytest(
+        *QUIET_PLUGINS, "--agents=2", "--agents-items=1", f"--agents-start={start}"
+    )
+    result.assert_outcomes(passed=4)
