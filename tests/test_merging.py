@@ -59,6 +59,11 @@ def _xml(text: str) -> ET.Element:
     return ET.fromstring(text)
 
 
+def _counts(suite: ET.Element | None) -> list[str | None]:
+    assert suite is not None
+    return [suite.get(k) for k in ("tests", "failures", "errors", "skipped")]
+
+
 def _case_strings(root: ET.Element) -> list[bytes]:
     out = []
     for case in root.iter("testcase"):
@@ -185,23 +190,11 @@ def test_merge_junit_sums_the_counts_each_suite_states() -> None:
         '<testsuite tests="1" failures="0" errors="0" skipped="0"><testcase name="u"/></testsuite>'
     )
     suite = merge_junit([_xml(stated), _xml(other)]).find("testsuite")
-    assert suite is not None
-    assert [suite.get(k) for k in ("tests", "failures", "errors", "skipped")] == [
-        "2",
-        "1",
-        "1",
-        "0",
-    ]
+    assert _counts(suite) == ["2", "1", "1", "0"]
     # One suite that does not state its counts: everything is counted from the cases.
     unstated = '<testsuite><testcase name="v"><skipped/></testcase></testsuite>'
     suite = merge_junit([_xml(stated), _xml(unstated)]).find("testsuite")
-    assert suite is not None
-    assert [suite.get(k) for k in ("tests", "failures", "errors", "skipped")] == [
-        "3",
-        "1",
-        "1",
-        "1",
-    ]
+    assert _counts(suite) == ["3", "1", "1", "1"]
 
 
 def test_merge_junit_keeps_a_common_hostname() -> None:
