@@ -297,7 +297,7 @@ def is_current(root: Path, scale: float) -> bool:
         meta = json.loads((root / META).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return meta.get("scale") == scale and meta.get("version") == GENERATOR_VERSION
+    return bool(meta.get("scale") == scale and meta.get("version") == GENERATOR_VERSION)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import signal
 import statistics
@@ -35,10 +36,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import bounds  # noqa: E402
+import capacity  # noqa: E402
 import generate  # noqa: E402
 
 DEFAULT_SUITES = ("tiny", "sleep", "cpu", "imports")
 ALL_SUITES = (*generate.SUITES, "self")
+FIXED = "start-up (collect only)"
 SAMPLE_INTERVAL = 0.02
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 SUMMARY = re.compile(r"\b(passed|failed|error|errors|skipped|no tests ran)\b.* in [0-9.]+s")
@@ -76,19 +80,50 @@ class Run:
     rep: int
     command: str
     cwd: str
-    status: str = "ok"  # ok | fail | timeout | skipped | error
+    status: str = "ok"  # ok | fail | timeout | skipped | error | noisy (rerun, not counted)
     rc: int | None = None
     wall_s: float | None = None
     first_result_s: float | None = None
     peak_rss_mib: float | None = None
     leftover_processes: int = 0
     load1_after: float | None = None  # 1-minute load average right after the run
+    cpu_s: float | None = None  # CPU seconds of the run's process tree (reaped descendants)
+    # CPU the machine spent on anything else during the run (other processes, the host's
+    # steal time), as a share of wall time x usable CPUs.
+    foreign_share: float | None = None
     log: str = ""
     summary: str = ""  # pytest's final "N passed, ... in S s" line
     tail: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- process tree
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> float:
+    """CPU seconds the machine has been busy, other than idle, plus the host's steal time."""
+    with open("/proc/stat", encoding="ascii") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is inside user already)
+    busy = sum(fields[:3]) + sum(fields[5:8])
+    return busy / CLOCK_TICKS
+
+
+def _rusage_cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wait_for_quiet(limit: float = 30.0, share: float = 0.1) -> None:
+    """Wait (at most ``limit`` s) for a second in which the machine is busy below ``share``."""
+    cpus = len(os.sched_getaffinity(0))
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = machine_cpu()
+        time.sleep(1.0)
+        if (machine_cpu() - before) / cpus < share:
+            return
 
 
 def _read_stat(pid: int) -> tuple[int, int] | None:
@@ -239,6 +274,9 @@ def run_once(
         log=str(log_path),
     )
     with open(log_path, "wb") as log:
+        machine_before = machine_cpu()
+        children_before = _rusage_cpu(resource.RUSAGE_CHILDREN)
+        self_before = _rusage_cpu(resource.RUSAGE_SELF)
         start_wall = time.time()
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -263,6 +301,13 @@ def run_once(
             record.rc = proc.returncode
         finally:
             sampler.stop()
+    # The run's tree is reaped by now (its descendants by it); this process's own sampling
+    # counts as ours too, not as foreign.
+    record.cpu_s = _rusage_cpu(resource.RUSAGE_CHILDREN) - children_before
+    own = record.cpu_s + _rusage_cpu(resource.RUSAGE_SELF) - self_before
+    foreign = max(0.0, machine_cpu() - machine_before - own)
+    if record.wall_s:
+        record.foreign_share = foreign / (record.wall_s * len(os.sched_getaffinity(0)))
     record.load1_after = os.getloadavg()[0]
     # Agents or workers that outlived the run would disturb the next one: count and end them.
     leftovers = _live_session_members(proc.pid)
@@ -298,6 +343,8 @@ def variants_for(suite: str, agents: list[int], no_durations: Path) -> list[Vari
     out = [Variant("plain", "plain", 1, off)]
     if suite == "covered":
         return _coverage_variants(base, off, agents, no_durations)
+    # What every run pays before and after its tests: interpreter, pytest, plugins, collection.
+    out.append(Variant(FIXED, "fixed", 1, (*off, "--collect-only")))
     for n in agents:
         for dist in ("load", "worksteal"):
             out.append(
@@ -393,13 +440,16 @@ class Row:
     leftover_processes: int
     from_failed: bool  # the figures come from runs whose tests failed (no run succeeded)
     skipped: int
+    noisy: int = 0  # runs measured again because other work took the CPUs
+    foreign_share: float | None = None
 
 
 def summarize(runs: list[Run], variants: list[Variant]) -> list[Row]:
     rows = []
     for v in variants:
         skipped = sum(1 for r in runs if r.variant == v.name and r.status == "skipped")
-        mine = [r for r in runs if r.variant == v.name and r.status != "skipped"]
+        noisy = sum(1 for r in runs if r.variant == v.name and r.status == "noisy")
+        mine = [r for r in runs if r.variant == v.name and r.status not in ("skipped", "noisy")]
         ok = [r for r in mine if r.status == "ok"]
         # With no successful run, show the runs that failed but ran to completion (tests
         # failed, rc > 0), flagged as such: a run that was killed or timed out measures nothing.
@@ -427,6 +477,8 @@ def summarize(runs: list[Run], variants: list[Variant]) -> list[Row]:
                 peak_rss_mib=_median([r.peak_rss_mib for r in ok]),
                 leftover_processes=sum(r.leftover_processes for r in mine),
                 skipped=skipped,
+                noisy=noisy,
+                foreign_share=_median([r.foreign_share for r in ok]),
             )
         )
     return rows
@@ -436,8 +488,20 @@ def lower_bound(info: dict[str, float], n: int) -> float:
     return max(info["longest"], info["total"] / n)
 
 
-def suite_table(rows: list[Row], sleep_info: dict[str, float] | None) -> list[str]:
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _speedup(plain: float | None, wall: float | None) -> float | None:
+    return None if plain is None or wall is None or wall <= 0 else plain / wall
+
+
+def suite_table(
+    rows: list[Row], sleep_info: dict[str, float] | None, capacity_x: float | None = None
+) -> list[str]:
     plain = next((r.wall_s for r in rows if r.kind == "plain"), None)
+    fixed = next((r.wall_s for r in rows if r.kind == "fixed"), None)
+    plain_tests = _minus(plain, fixed)
     # Figures from failed runs are compared only with each other's, never with good ones.
     plain_failed = next((r.from_failed for r in rows if r.kind == "plain"), False)
     worksteal = {r.n: r.wall_s for r in rows if r.kind == "xdist-worksteal"}
@@ -449,11 +513,16 @@ def suite_table(rows: list[Row], sleep_info: dict[str, float] | None) -> list[st
         "wall s min..max",
         "first result s",
         "peak RSS MiB",
+        "foreign CPU",
         "x plain",
         "x worksteal@N",
     ]
     if sleep_info:
         header.append("x lower bound")
+        if fixed is not None:
+            header.append("x lower bound, start-up excluded")
+    if capacity_x is not None and fixed is not None:
+        header += ["speed-up, start-up excluded", "of capacity"]
     # Coverage variants: the cost of coverage, against the same runner without it.
     without = {(r.kind, r.n): r.wall_s for r in rows}
     base_of = {"coverage-run": "plain", "xdist-worksteal+cov": "xdist-worksteal"}
@@ -468,6 +537,8 @@ def suite_table(rows: list[Row], sleep_info: dict[str, float] | None) -> list[st
             status += " (" + ", ".join(dict.fromkeys(r.problems)) + ")"
         if r.skipped:
             status += f" ({r.skipped} skipped)"
+        if r.noisy:
+            status += f" (+{r.noisy} noisy, rerun)"
         if r.leftover_processes:
             status += f" [{r.leftover_processes} leftover procs]"
         spread = "-"
@@ -478,13 +549,24 @@ def suite_table(rows: list[Row], sleep_info: dict[str, float] | None) -> list[st
             spread,
             _fmt(r.first_result_s),
             _fmt(r.peak_rss_mib, 0),
-            "-" if r.kind == "plain" or r.from_failed != plain_failed else _ratio(r.wall_s, plain),
+            "-" if r.foreign_share is None else f"{r.foreign_share:.0%}",
             "-"
-            if r.kind == "plain" or r.from_failed != worksteal_failed.get(r.n)
+            if r.kind in ("plain", "fixed") or r.from_failed != plain_failed
+            else _ratio(r.wall_s, plain),
+            "-"
+            if r.kind in ("plain", "fixed") or r.from_failed != worksteal_failed.get(r.n)
             else _ratio(r.wall_s, worksteal.get(r.n)),
         ]
+        tests_s = None if r.kind == "fixed" else _minus(r.wall_s, fixed)
         if sleep_info:
-            cells.append(_ratio(r.wall_s, lower_bound(sleep_info, r.n)))
+            bound = lower_bound(sleep_info, r.n)
+            cells.append("-" if r.kind == "fixed" else _ratio(r.wall_s, bound))
+            if fixed is not None:
+                cells.append(_ratio(tests_s, bound))
+        if capacity_x is not None and fixed is not None:
+            speedup = _speedup(plain_tests, tests_s) if r.kind != "plain" else None
+            cells.append(_fmt(speedup) + "x" if speedup is not None else "-")
+            cells.append(f"{speedup / capacity_x:.0%}" if speedup is not None and r.n == 2 else "-")
         if measured_cov:
             plain_n = 1 if r.kind == "coverage-run" else r.n
             reference = without.get((base_of.get(r.kind, ""), plain_n))
@@ -576,7 +658,10 @@ def render_markdown(
         "over 20 ms samples of the summed RSS of the whole process tree. *x plain* and "
         "*x worksteal@N* divide median wall times (lower is better). Figures in parentheses "
         "come from runs whose tests failed (exit status > 0), shown when no run of that variant "
-        "succeeded.",
+        "succeeded. *foreign CPU*: CPU time the machine spent on anything but the run (other "
+        "processes, the host's steal time, from /proc/stat) over wall time x CPUs, median; a run "
+        f"above {state.get('max_foreign', 0.1):.0%} is *noisy*: measured again (at most "
+        f"{state.get('noisy_reruns', 2)} times) once the machine is quiet, and not counted.",
     ]
     for suite, table in tables.items():
         lines += ["", f"## {suite}", ""]
@@ -625,6 +710,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="shrink the synthetic suites")
     parser.add_argument("--out", type=Path, default=HERE / "out")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per pytest run")
+    parser.add_argument(
+        "--max-foreign",
+        type=float,
+        default=0.10,
+        help="a run during which other work used more than this share of the CPUs is noisy",
+    )
+    parser.add_argument(
+        "--noisy-reruns", type=int, default=2, help="how often a noisy run is measured again"
+    )
     args = parser.parse_args(argv)
     if args.reps < 1:
         parser.error("--reps must be >= 1")
@@ -654,6 +748,8 @@ def main(argv: list[str] | None = None) -> int:
         "reps": args.reps,
         "scale": args.scale,
         "timeout_s": args.timeout,
+        "max_foreign": args.max_foreign,
+        "noisy_reruns": args.noisy_reruns,
         "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "suite_info": {},
         "summary": {},
@@ -718,7 +814,18 @@ def main(argv: list[str] | None = None) -> int:
 
         skip: set[str] = set()
         suite_runs: list[Run] = []
+        capacities: list[float] = []
+        loops = capacity.calibrate() if suite == "cpu" else 0
         for rep in range(1, args.reps + 1):
+            if loops:
+                # Interleaved like the variants: the machine's capacity drifts too.
+                alone, together, ratio = capacity.measure(loops)
+                capacities.append(ratio)
+                print(
+                    f"[{suite} rep {rep}/{args.reps}] capacity: one process {alone:.2f} s, "
+                    f"two at once {together:.2f} s, {ratio:.2f}x",
+                    flush=True,
+                )
             for variant in variants:
                 if variant.name in skip:
                     record = Run(
@@ -732,7 +839,26 @@ def main(argv: list[str] | None = None) -> int:
                         status="skipped",
                     )
                 else:
-                    record = run_once(variant, suite, rep, cwd, logdir, args.timeout)
+                    for attempt in range(args.noisy_reruns + 1):
+                        record = run_once(variant, suite, rep, cwd, logdir, args.timeout)
+                        share = record.foreign_share
+                        if (
+                            record.status != "ok"
+                            or share is None
+                            or share <= args.max_foreign
+                            or attempt == args.noisy_reruns
+                        ):
+                            break
+                        # Something else took the CPUs: measure again once the machine is quiet.
+                        record.status = "noisy"
+                        runs.append(record)
+                        suite_runs.append(record)
+                        print(
+                            f"[{suite} rep {rep}/{args.reps}] {variant.name:28} "
+                            f"{record.wall_s:7.2f} s  noisy ({share:.0%} foreign CPU): again",
+                            flush=True,
+                        )
+                        wait_for_quiet()
                     # The project's own suite may not run under xdist: after one failure or
                     # timeout there, skip every xdist variant of it.
                     if (
@@ -758,13 +884,45 @@ def main(argv: list[str] | None = None) -> int:
         assert isinstance(summary, dict)
         summary[suite] = [asdict(r) for r in rows]
         note = [f"{tests} tests, run from `{cwd}`."]
+        if any(r.kind == "fixed" for r in rows):
+            note.append(
+                f"`{FIXED}` is plain pytest with `--collect-only`: the interpreter, pytest, its "
+                "plugins and the collection, which every variant pays once before its tests run; "
+                "columns that say *start-up excluded* subtract its median from each wall time."
+            )
         if sleep_info:
             note[0] += (
                 f" Sleep total {sleep_info['total']:.1f} s, longest {sleep_info['longest']:.3f} s; "
                 "lower bound at N = max(longest, total / N) (N = 1 for plain)."
             )
-        notes[suite] = [*note, ""]
-        table = suite_table(rows, sleep_info)
+            data = json.loads((cwd / "durations.json").read_text(encoding="utf-8"))
+            order = bounds.collection_order(data["durations"])
+            reach = ", ".join(
+                f"N={n}: greedy {bounds.list_schedule(order, n) / lb:.3f}x"
+                f", LPT {bounds.lpt_schedule(order, n) / lb:.3f}x"
+                for n in args.agents
+                if (lb := bounds.lower_bound(order, n)) > 0
+            )
+            note.append(
+                "Reachable, simulated without start-up or overhead (`bounds.py`): greedy = each "
+                "test in collection order to the first free agent, the best without durations "
+                "that keeps collection order; LPT = longest first, from exact durations. "
+                f"Against the lower bound: {reach}."
+            )
+        capacity_x = statistics.median(capacities) if capacities else None
+        if capacity_x is not None:
+            note.append(
+                "Capacity (`capacity.py`, once per rep): two CPU-bound processes at once get "
+                f"{capacity_x:.2f}x one process's throughput here (median; "
+                f"{min(capacities):.2f}..{max(capacities):.2f}). *speed-up, start-up excluded* = "
+                "(plain - start-up) / (wall - start-up); *of capacity* divides that by the "
+                "capacity, at N = 2."
+            )
+            measured = state.setdefault("capacity", {})
+            assert isinstance(measured, dict)
+            measured[suite] = capacities
+        notes[suite] = [line for paragraph in note for line in (paragraph, "")]
+        table = suite_table(rows, sleep_info, capacity_x)
         failures = [r for r in suite_runs if r.status in ("fail", "timeout")]
         if failures:
             table += ["", "Failures (last lines of output):", ""]
