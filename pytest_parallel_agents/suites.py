@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -136,6 +137,12 @@ def known_suites(rules: Sequence[SuiteRule], extra: Iterable[str] = ()) -> tuple
     return tuple(names)
 
 
+@functools.lru_cache(maxsize=8)
+def _names(rules: tuple[SuiteRule, ...]) -> frozenset[str]:
+    # classify() runs once per collected test, with the same rules every time.
+    return frozenset(known_suites(rules))
+
+
 @final
 @dataclass(frozen=True)
 class TestFacts:
@@ -157,7 +164,7 @@ def classify(facts: TestFacts, rules: Sequence[SuiteRule]) -> str:
     """
     if facts.explicit_suite is not None:
         return facts.explicit_suite
-    names = frozenset(known_suites(rules))
+    names = _names(tuple(rules))
     for marker in facts.markers:
         if marker in names:
             return marker

@@ -1082,3 +1082,44 @@ def test_junit_counts_match_outcomes(pytester: pytest.Pytester) -> None:
     assert Counter(outcome for _, _, outcome in cases.elements()) == Counter(
         {"passed": 12, "failure": 3, "skipped": 3}
     )
+
+
+@BOTH_STARTS
+def test_tests_see_the_garbage_collector_as_they_left_it(
+    pytester: pytest.Pytester, start: str
+) -> None:
+    # The plugin collects and plans with relaxed collector thresholds (fewer rescans of
+    # tens of thousands of items); tests must run with the thresholds the run started with.
+    pytester.makeconftest(
+        """
+        import gc
+        import pytest
+
+        START = gc.get_threshold()
+        DURING = []
+
+        def pytest_collection_modifyitems(items):
+            DURING.append(gc.get_threshold())
+
+        @pytest.fixture
+        def thresholds():
+            return START, DURING[0]
+        """
+    )
+    # A forked agent inherits the controller's collection; a spawned one collects for itself,
+    # with the default thresholds.
+    pytester.makepyfile(
+        test_gc=f"""
+        import gc
+        import pytest
+
+        @pytest.mark.parametrize("i", range(6))
+        def test_threshold(thresholds, i):
+            start, during = thresholds
+            assert (during != start) is {start == "fork"}
+            assert gc.get_threshold() == start
+        """
+    )
+    result = run(pytester, *_agents(start))
+    result.assert_outcomes(passed=6)
+    assert_parallel(result)
