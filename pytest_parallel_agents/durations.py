@@ -73,6 +73,40 @@ def predict(nodeids: Iterable[str], known: Mapping[str, float]) -> tuple[list[fl
     return [known.get(n, mean) for n in ids], True
 
 
+# Where each run's figures are kept for the next run's schedule, in pytest's cache.
+CACHE_KEY = "parallel_agents/durations"
+# Past this many entries the cache keeps only the last run's: tests renamed or deleted long
+# ago should not make every run read and write an ever larger file.
+CACHE_LIMIT = 200_000
+
+
+def from_cache(value: object) -> dict[str, float]:
+    """The cached figures that make sense; the rest is dropped, not reported.
+
+    The cache entry is the plugin's own, not something a user wrote: a damaged one costs
+    only the schedule of one run, so it is not worth an error.
+    """
+    if not isinstance(value, dict):
+        return {}
+    return {
+        str(nodeid): float(seconds)
+        for nodeid, seconds in value.items()
+        if isinstance(seconds, int | float)
+        and not isinstance(seconds, bool)
+        and math.isfinite(seconds)
+        and seconds >= 0
+    }
+
+
+def cache_update(
+    previous: Mapping[str, float], measured: Mapping[str, float], limit: int = CACHE_LIMIT
+) -> dict[str, float]:
+    """This run's figures over the previous ones (tests not run this time keep theirs)."""
+    latest = {nodeid: round(seconds, 6) for nodeid, seconds in measured.items()}
+    merged = {**previous, **latest}
+    return latest if len(merged) > limit else merged
+
+
 def store_durations(path: Path, measured: Mapping[str, float]) -> None:
     """Merge ``measured`` into the file under a lock, atomically; never clobber a bad file."""
     from filelock import FileLock, Timeout  # only runs that store durations pay for it

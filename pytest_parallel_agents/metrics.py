@@ -90,7 +90,7 @@ def build_metrics(run: RunState, outcomes: Mapping[str, int]) -> dict[str, Any]:
             "source": run.shard.source,
             "tests": run.shard.tests,
             "predicted_seconds": [round(x, 3) for x in run.shard.loads]
-            if run.durations_known
+            if run.shard.durations_known
             else None,
         },
         "degraded": dict(run.degraded),
@@ -104,9 +104,9 @@ def dumps(document: Mapping[str, Any]) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
-def shard_lines(shard: ShardRecord, durations_known: bool) -> list[str]:
+def shard_lines(shard: ShardRecord) -> list[str]:
     """Which CI shard this job runs, next to the predicted seconds of every shard."""
-    if durations_known:
+    if shard.durations_known:
         loads = ", ".join(f"{load:.1f}" for load in shard.loads)
         predicted = f"; predicted seconds per shard: {loads}"
     else:

@@ -17,7 +17,15 @@ from .agent import AgentSession
 from .controller import Controller, SuiteWork
 from .coverage_options import add_coverage_options
 from .coverage_plugin import COVERAGE_KEY, start_early
-from .durations import DurationsError, predict, read_durations, store_durations
+from .durations import (
+    CACHE_KEY,
+    DurationsError,
+    cache_update,
+    from_cache,
+    predict,
+    read_durations,
+    store_durations,
+)
 from .metrics import build_metrics, dumps, plan_lines, shard_lines, summary_lines
 from .options import Settings, add_options, load_settings, usable_cpus
 from .runstate import RunState, ShardRecord
@@ -92,8 +100,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[RUN_KEY] = RunState(
             run_id=uuid.uuid4().hex, budget=settings.agents or usable_cpus()
         )
-    if settings.store_durations:
+    if settings.store_durations or _caches_durations(config, settings):
         config.pluginmanager.register(_DurationRecorder(config), "parallel-agents-durations")
+
+
+def _caches_durations(config: pytest.Config, settings: Settings) -> bool:
+    """Whether this run keeps its durations in pytest's cache for the next run's schedule."""
+    return bool(settings.agents) and config.pluginmanager.has_plugin("cacheprovider")
 
 
 def _register_suite_markers(config: pytest.Config) -> None:
@@ -184,6 +197,7 @@ def _select_shard(
             shard.source,
             sum(1 for key in key_of if key in mine),
             shard_loads(shards, weights),
+            durations_known,
         )
     _deselect(config, items, [i for i, key in zip(items, key_of, strict=True) if key in mine])
 
@@ -242,6 +256,11 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         return None  # pytest's own loop reports the interruption or the collection
     budget = settings.agents or usable_cpus()
     durations = config.stash.get(_DURATIONS_KEY, {})
+    # Without a durations file, the last run's figures order the work (longest first).
+    # Sharding never uses them: every CI job must compute the same split from the same file.
+    cached: dict[str, float] = {}
+    if not durations and settings.agents:
+        cached = durations = _cached_durations(config)
     with _relaxed_gc():
         marks = [_closest_marks(item) for item in session.items]
         plan, work, serial = _plan(session.items, marks, settings, budget, durations)
@@ -254,8 +273,10 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         if terminal is not None:
             terminal.write_sep("-", "parallel agents plan")
             lines = plan_lines(plan, run.durations_known)
+            if cached and run.durations_known:
+                lines.append("predicted seconds: the last run's durations, from pytest's cache")
             if run.shard is not None:
-                lines += shard_lines(run.shard, run.durations_known)
+                lines += shard_lines(run.shard)
             for line in lines:
                 terminal.write_line(line)
         return True
@@ -277,6 +298,11 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             f"parallel agents: {len(plan.suites)} suites on up to {plan.peak_agents} agents "
             f"(budget {plan.budget}): "
             + ", ".join(f"{s.name} {s.tests}→{s.agents}" for s in plan.suites)
+            + (
+                "; longest first, by the last run's durations"
+                if cached and run.durations_known
+                else ""
+            )
         )
     coverage = config.stash.get(COVERAGE_KEY, None)
     controller = Controller(
@@ -461,6 +487,13 @@ def _units(
     ]
 
 
+def _cached_durations(config: pytest.Config) -> dict[str, float]:
+    cache = getattr(config, "cache", None)
+    if cache is None or not config.pluginmanager.has_plugin("cacheprovider"):
+        return {}
+    return from_cache(cache.get(CACHE_KEY, {}))
+
+
 class _DurationRecorder:
     """Sums setup, call and teardown seconds per test, from local or replayed reports."""
 
@@ -492,11 +525,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config.hook.pytest_agents_run_finished(config=config, run=run)
     recorder = config.pluginmanager.get_plugin("parallel-agents-durations")
     if isinstance(recorder, _DurationRecorder) and recorder.measured and not settings.plan_only:
-        run.durations = recorder.measured
-        try:
-            store_durations(settings.durations_path, recorder.measured)
-        except DurationsError as exc:
-            _warn(config, str(exc))
+        if settings.store_durations:
+            run.durations = recorder.measured
+            try:
+                store_durations(settings.durations_path, recorder.measured)
+            except DurationsError as exc:
+                _warn(config, str(exc))
+        cache = getattr(config, "cache", None)
+        if cache is not None and _caches_durations(config, settings):
+            cache.set(
+                CACHE_KEY, cache_update(from_cache(cache.get(CACHE_KEY, {})), recorder.measured)
+            )
     if settings.metrics_path is not None:
         document = build_metrics(run, _outcomes(config))
         try:
@@ -514,7 +553,7 @@ def pytest_terminal_summary(
         return
     lines = summary_lines(run) if settings.agents else []
     if run.shard is not None:
-        lines += shard_lines(run.shard, run.durations_known)
+        lines += shard_lines(run.shard)
     if not lines:
         return
     terminalreporter.write_sep("-", "parallel agents")

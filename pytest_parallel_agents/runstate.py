@@ -51,6 +51,7 @@ class ShardRecord:
     source: str
     tests: int
     loads: list[float]
+    durations_known: bool = False  # the split's own: a run may schedule by other figures
 
 
 @dataclass

@@ -1,0 +1,141 @@
+"""Each run keeps its durations in pytest's cache; the next run schedules longest first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import QUIET_PLUGINS
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_parallel_agents.durations import CACHE_KEY, cache_update, from_cache
+
+PARALLEL = ("--agents", "2", "--agents-items", "1", "--agents-min-items", "1")
+CACHE_FILE = Path(".pytest_cache", "v", *CACHE_KEY.split("/"))
+
+# Seven quick tests, then a slow one last: without durations the agents take a half each,
+# in collection order, so the slow test runs last on its agent; with them, longest first.
+PROJECT = """
+import os
+import time
+
+import pytest
+
+
+def _note(name):
+    with open(os.environ["RAN_LOG"], "a") as log:
+        log.write(f"{os.environ['PYTEST_AGENT_ID']} {name}\\n")
+
+
+@pytest.mark.parametrize("i", range(7))
+def test_quick(i):
+    _note(f"quick{i}")
+
+
+def test_slow():
+    time.sleep(0.4)
+    _note("slow")
+"""
+
+
+def _runs(log: Path) -> list[tuple[str, str]]:
+    lines = log.read_text().splitlines()
+    log.unlink()
+    return [(agent, name) for agent, name in (line.split() for line in lines)]
+
+
+def _slow_position(log: Path) -> tuple[int, int]:
+    """(where the slow test came in its agent's sequence, how many tests that agent ran)."""
+    ran = _runs(log)
+    agent = next(agent for agent, name in ran if name == "slow")
+    mine = [name for a, name in ran if a == agent]
+    return mine.index("slow"), len(mine)
+
+
+def test_the_next_run_starts_the_slow_test_first(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = pytester.path / "ran.log"
+    monkeypatch.setenv("RAN_LOG", str(log))
+    pytester.makepyfile(test_mix=PROJECT)
+
+    first = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL)
+    first.assert_outcomes(passed=8)
+    assert _slow_position(log) == (3, 4)  # last of its half of the collection
+    cached = json.loads((pytester.path / CACHE_FILE).read_text())
+    assert len(cached) == 8
+    assert cached["test_mix.py::test_slow"] >= 0.4 > cached["test_mix.py::test_quick[0]"]
+
+    second = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL)
+    second.assert_outcomes(passed=8)
+    assert _slow_position(log)[0] == 0
+    second.stdout.fnmatch_lines(["parallel agents: *; longest first, by the last run's durations"])
+
+    plan = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL, "--agents-plan")
+    plan.stdout.fnmatch_lines(["predicted seconds: the last run's durations, from pytest's cache"])
+
+
+def test_a_durations_file_wins_over_the_cache(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAN_LOG", str(pytester.path / "ran.log"))
+    pytester.makepyfile(test_mix=PROJECT)
+    pytester.runpytest(*QUIET_PLUGINS, *PARALLEL).assert_outcomes(passed=8)
+    (pytester.path / ".test_durations").write_text(json.dumps({"test_mix.py::test_slow": 0.4}))
+    result = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL, "--agents-plan")
+    result.stdout.no_fnmatch_line("*from pytest's cache*")
+    result.stdout.fnmatch_lines(["budget 2, peak 2 agents, 1 wave(s), parallel"])
+
+
+def test_shards_never_use_the_cache(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each CI job has a cache of its own: a split by it would differ between jobs.
+    monkeypatch.setenv("RAN_LOG", str(pytester.path / "ran.log"))
+    pytester.makepyfile(test_mix=PROJECT)
+    pytester.runpytest(*QUIET_PLUGINS, *PARALLEL).assert_outcomes(passed=8)
+    assert (pytester.path / CACHE_FILE).exists()
+    result = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL, "--agents-shard=1/2", "--agents-plan")
+    result.stdout.fnmatch_lines(["*no recorded durations: shards balanced by test count"])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("-p", "no:cacheprovider", *PARALLEL), ("--agents", "0")],
+    ids=["cache-disabled", "parallel-off"],
+)
+def test_nothing_is_cached_without_the_cache_or_without_agents(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    monkeypatch.setenv("RAN_LOG", str(pytester.path / "ran.log"))
+    monkeypatch.setenv("PYTEST_AGENT_ID", "-")  # read by the project when run in-process
+    pytester.makepyfile(test_mix=PROJECT)
+    pytester.runpytest(*QUIET_PLUGINS, *args).assert_outcomes(passed=8)
+    assert not (pytester.path / CACHE_FILE).exists()
+
+
+def test_a_damaged_entry_is_dropped() -> None:
+    assert from_cache([1, 2]) == {}
+    assert from_cache({"a": 1, "b": "x", "c": -1.0, "d": True, "e": float("nan"), "f": 0}) == {
+        "a": 1.0,
+        "f": 0.0,
+    }
+
+
+@given(
+    st.dictionaries(st.text(max_size=5), st.floats(0, 100), max_size=20),
+    st.dictionaries(st.text(max_size=5), st.floats(0, 100), max_size=20),
+    st.integers(min_value=0, max_value=40),
+)
+def test_the_cache_keeps_this_runs_figures_and_stays_bounded(
+    previous: dict[str, float], measured: dict[str, float], limit: int
+) -> None:
+    merged = cache_update(previous, measured, limit)
+    for nodeid, seconds in measured.items():
+        assert merged[nodeid] == round(seconds, 6)
+    if len(previous.keys() | measured.keys()) <= limit:
+        assert merged.keys() == previous.keys() | measured.keys()
+    else:
+        assert merged.keys() == measured.keys()
