@@ -37,7 +37,7 @@ from .protocol import (
 )
 from .replay import Ledger, Replayer
 from .runstate import AgentRecord, RunState
-from .scheduling import SuiteQueue, WorkUnit
+from .scheduling import SuiteQueue, WorkUnit, hold_limit
 from .scoreboard import crash_summary
 from .sizing import Plan, SuitePlan
 from .transport import FORK, AgentLink, Transport
@@ -424,10 +424,10 @@ class Controller:
             agent.link.send(Shutdown(drop_pending=True))
             return
         pool = self._pools[agent.suite]
-        window = self._window(pool)
-        if len(agent.in_flight) > window // 2:
+        limit = hold_limit(self._window(pool), pool.queue.total_pending, max(1, len(pool.agents)))
+        if len(agent.in_flight) > limit // 2:
             return
-        want = window - len(agent.in_flight)
+        want = limit - len(agent.in_flight)
         batch: list[int] = []
         while pool.retries and agent.record.started_at > pool.retries[0][1]:
             batch.append(pool.retries.popleft()[0])

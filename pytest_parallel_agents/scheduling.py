@@ -8,7 +8,7 @@ from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass
 from typing import final
 
-__all__ = ["SuiteQueue", "WorkUnit"]
+__all__ = ["SuiteQueue", "WorkUnit", "hold_limit"]
 
 
 @final
@@ -27,6 +27,20 @@ class WorkUnit:
             raise ValueError("a work unit needs at least one test")
         if not self.predicted >= 0:  # also rejects NaN
             raise ValueError(f"predicted seconds must be >= 0, got {self.predicted}")
+
+
+def hold_limit(window: int, pending: int, agents: int) -> int:
+    """How many dispatched, unfinished tests an agent may hold.
+
+    The window (about a quarter second of tests) while there is plenty left; near the end
+    no more than an even share of what is still pending, so that the agents finish
+    together rather than one working through a full window while the others are idle
+    (guided self-scheduling). Never below two: an agent runs a test only once it knows
+    the next one.
+    """
+    if window < 2 or pending < 0 or agents < 1:
+        raise ValueError(f"bad arguments: window={window}, pending={pending}, agents={agents}")
+    return max(2, min(window, -(-pending // agents)))
 
 
 def _first(unit: WorkUnit) -> int:
@@ -90,6 +104,7 @@ class SuiteQueue:
                 raise ValueError(f"test indices appear twice, in unit {unit.tests!r}")
             seen.update(unit.tests)
         self._durations_known = durations_known
+        self._count = len(seen)  # tests pending anywhere, kept up to date (asked per dispatch)
         # Share of its unit's prediction for each test, used when it is requeued alone.
         self._test_seconds = {
             test: unit.predicted / len(unit.tests) for unit in units for test in unit.tests
@@ -141,10 +156,12 @@ class SuiteQueue:
         _fill(batch, self._front, max_tests)
         if self._front:
             # The next retried unit does not fit; own units must not overtake it.
+            self._count -= len(batch)
             return batch
         _fill(batch, own, max_tests)
         if not batch and steal and self._steal(agent):
             _fill(batch, own, max_tests)
+        self._count -= len(batch)
         if batch:
             self._last[agent] = max(self._last.get(agent, -1), max(batch))
             scopes = self._visited.setdefault(agent, set())
@@ -194,6 +211,7 @@ class SuiteQueue:
         """Put ``tests`` at the front: the next take() by any agent returns them first."""
         for test in tests:
             self._front.append(WorkUnit((test,), self._test_seconds.get(test, 0.0)))
+        self._count += len(tests)
 
     def add_agent(self, agent: str) -> None:
         """Register a new agent with nothing pending; it starts by taking or stealing."""
@@ -215,6 +233,7 @@ class SuiteQueue:
         for pending in self._own.values():
             units.extend(pending)
             pending.clear()
+        self._count = 0
         return [test for unit in units for test in unit.tests]
 
     def pending(self, agent: str) -> int:
@@ -231,5 +250,5 @@ class SuiteQueue:
 
     @property
     def total_pending(self) -> int:
-        front = sum(len(unit.tests) for unit in self._front)
-        return front + sum(self.pending(agent) for agent in self._own)
+        """Tests not taken yet, anywhere (front queue included); constant time."""
+        return self._count

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_parallel_agents.scheduling import SuiteQueue, WorkUnit
+from pytest_parallel_agents.scheduling import SuiteQueue, WorkUnit, hold_limit
 
 
 def singles(count: int, predicted: float = 1.0) -> list[WorkUnit]:
@@ -320,6 +320,8 @@ def test_requeued_and_orphaned_tests_come_back_exactly_once(
             queue.requeue(again)
         else:
             done.extend(batch)
+        # The count is kept up to date, not recomputed: it must agree with what is left.
+        assert queue.total_pending == sum(len(u.tests) for u in units) - len(done)
     assert sorted(done) == sorted(t for u in units for t in u.tests)
 
 
@@ -352,7 +354,34 @@ def test_drain_returns_everything_once() -> None:
     queue = SuiteQueue(units, ["a", "b"], durations_known=True)
     first = queue.take("a", 1)
     queue.requeue(first)
+    assert queue.total_pending == 4
     drained = queue.drain()
     assert sorted(drained) == [0, 1, 2, 3]
     assert queue.empty
+    assert queue.total_pending == 0
     assert queue.take("b", 10) == []
+
+
+# -- how much an agent may hold ------------------------------------------------
+
+
+@given(window=st.integers(2, 256), pending=st.integers(0, 100_000), agents=st.integers(1, 64))
+def test_hold_limit_is_the_window_until_the_even_share_is_smaller(
+    window: int, pending: int, agents: int
+) -> None:
+    limit = hold_limit(window, pending, agents)
+    assert 2 <= limit <= window
+    share = -(-pending // agents)
+    assert limit == max(2, min(window, share))
+    if share >= window:
+        assert limit == window  # plenty left: batching is unchanged
+
+
+def test_hold_limit_shrinks_to_two_at_the_end() -> None:
+    assert [hold_limit(20, pending, 2) for pending in (100, 30, 9, 3, 0)] == [20, 15, 5, 2, 2]
+
+
+@pytest.mark.parametrize(("window", "pending", "agents"), [(1, 5, 2), (4, -1, 2), (4, 5, 0)])
+def test_hold_limit_rejects_nonsense(window: int, pending: int, agents: int) -> None:
+    with pytest.raises(ValueError, match="bad arguments"):
+        hold_limit(window, pending, agents)
