@@ -63,7 +63,7 @@ def test_the_next_run_starts_the_slow_test_first(
 
     first = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL)
     first.assert_outcomes(passed=8)
-    assert _slow_position(log) == (3, 4)  # last of its half of the collection
+    assert _slow_position(log)[0] >= 3  # after the quick tests of its half of the collection
     cached = json.loads((pytester.path / CACHE_FILE).read_text())
     assert len(cached) == 8
     assert cached["test_mix.py::test_slow"] >= 0.4 > cached["test_mix.py::test_quick[0]"]
