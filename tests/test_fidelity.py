@@ -1123,3 +1123,27 @@ def test_tests_see_the_garbage_collector_as_they_left_it(
     result = run(pytester, *_agents(start))
     result.assert_outcomes(passed=6)
     assert_parallel(result)
+
+
+def test_thresholds_a_conftest_sets_while_collecting_are_kept(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import gc
+
+        def pytest_collection_modifyitems(items):
+            gc.set_threshold(1234, 5, 5)
+        """
+    )
+    pytester.makepyfile(
+        test_gc="""
+        import gc
+        import pytest
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_threshold(i):
+            assert gc.get_threshold() == (1234, 5, 5)
+        """
+    )
+    result = run(pytester, *PARALLEL)
+    result.assert_outcomes(passed=4)
+    assert_parallel(result)
