@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -260,3 +263,25 @@ def read_logs(folder: Path) -> dict[str, list[dict[str, Any]]]:
         lines = path.read_text(encoding="utf-8").splitlines()
         logs[path.stem] = [json.loads(line) for line in lines if line.strip()]
     return logs
+
+
+@contextlib.contextmanager
+def interruptible_children() -> Iterator[None]:
+    """Children started inside do not inherit an ignored SIGINT.
+
+    A shell's background job (``cmd &``, ``nohup``) runs with SIGINT ignored, which its
+    children inherit through exec, and Python then installs no KeyboardInterrupt handler:
+    a test that sends SIGINT to a run it started would test nothing. A handler (unlike
+    SIG_IGN) is reset to the default by exec, so installing one around the start is enough.
+    """
+    ignored = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    )
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import QUIET_PLUGINS, junit_cases
+from helpers import QUIET_PLUGINS, interruptible_children, junit_cases
 
 CHAOS = """
 import ctypes
@@ -390,25 +390,26 @@ def test_interrupt_writes_reports_and_leaves_nothing(
         """
     )
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            *QUIET_PLUGINS,
-            "-p",
-            "no:cacheprovider",
-            "--agents=3",
-            "--agents-items=1",
-            "--junitxml=j.xml",
-            "--agents-metrics=m.json",
-        ],
-        cwd=pytester.path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with interruptible_children():
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                *QUIET_PLUGINS,
+                "-p",
+                "no:cacheprovider",
+                "--agents=3",
+                "--agents-items=1",
+                "--junitxml=j.xml",
+                "--agents-metrics=m.json",
+            ],
+            cwd=pytester.path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     assert proc.stdout is not None
     for line in proc.stdout:
         if "parallel agents:" in line:

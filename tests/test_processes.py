@@ -16,6 +16,7 @@ from helpers import (
     PARALLEL,
     QUIET_PLUGINS,
     assert_parallel,
+    interruptible_children,
     processes_in,
     read_logs,
     read_metrics,
@@ -167,7 +168,7 @@ def test_ctrl_c_stops_everything(pytester: pytest.Pytester, start: str, target: 
     """SIGINT to the controller alone, or to its whole group as a terminal's Ctrl-C does."""
     records = _project(pytester, failing=False, blocking=True)
     output = pytester.path.parent / f"{pytester.path.name}-output.txt"
-    with output.open("w") as out:
+    with output.open("w") as out, interruptible_children():
         process = pytester.popen(
             [
                 sys.executable,

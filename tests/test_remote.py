@@ -15,7 +15,7 @@ from typing import Any
 
 import execnet
 import pytest
-from helpers import QUIET_PLUGINS, compare, read_metrics, wait_until_gone
+from helpers import QUIET_PLUGINS, compare, interruptible_children, read_metrics, wait_until_gone
 from sshd import SshServer
 
 # Several suites, outcomes of every kind, fixtures, parametrisation: a plain run's equal.
@@ -141,20 +141,21 @@ def _start_on_two_ssh_agents(
 ) -> subprocess.Popen[bytes]:
     """The project's run on two ssh agents (shared checkout), in the background."""
     spec = sshd.spec(sys.executable, chdir=str(pytester.path))
-    return pytester.popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            *QUIET_PLUGINS,
-            "-p",
-            "no:cacheprovider",
-            "--agents-tx",
-            f"2*{spec}",
-            f"--agents-metrics={metrics}",
-        ],
-        stdin=subprocess.DEVNULL,
-    )
+    with interruptible_children():
+        return pytester.popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                *QUIET_PLUGINS,
+                "-p",
+                "no:cacheprovider",
+                "--agents-tx",
+                f"2*{spec}",
+                f"--agents-metrics={metrics}",
+            ],
+            stdin=subprocess.DEVNULL,
+        )
 
 
 def test_killed_ssh_session_is_recovered(pytester: pytest.Pytester, sshd: SshServer) -> None:
