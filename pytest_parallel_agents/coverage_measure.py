@@ -7,14 +7,11 @@ import os
 import time
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Final, final
+from typing import Final, final
 
 import pytest
 
 from .protocol import CoverageRequest
-
-if TYPE_CHECKING:
-    pass
 
 # Warnings that one process of a parallel run cannot judge: an agent imports only some of
 # the sources, and a forked agent finds every source imported before it started measuring.
