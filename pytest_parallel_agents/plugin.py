@@ -261,7 +261,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     # Sharding never uses them: every CI job must compute the same split from the same file.
     cached: dict[str, float] = {}
     if not durations and settings.agents:
-        cached = durations = _cached_durations(config)
+        cached = durations = _previous_durations(config)
     with _relaxed_gc():
         marks = [_closest_marks(item) for item in session.items]
         plan, work, serial = _plan(session.items, marks, settings, budget, durations)
@@ -488,11 +488,17 @@ def _units(
     ]
 
 
-def _cached_durations(config: pytest.Config) -> dict[str, float]:
-    cache = getattr(config, "cache", None)
-    if cache is None or not config.pluginmanager.has_plugin("cacheprovider"):
-        return {}
-    return from_cache(cache.get(CACHE_KEY, {}))
+_PREVIOUS_KEY = pytest.StashKey[dict[str, float]]()
+
+
+def _previous_durations(config: pytest.Config) -> dict[str, float]:
+    """The durations the last run kept in pytest's cache, read once per run."""
+    previous = config.stash.get(_PREVIOUS_KEY, None)
+    if previous is None:
+        cache = getattr(config, "cache", None)
+        previous = from_cache(cache.get(CACHE_KEY, {})) if cache is not None else {}
+        config.stash[_PREVIOUS_KEY] = previous
+    return previous
 
 
 class _DurationRecorder:
@@ -534,9 +540,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 _warn(config, str(exc))
         cache = getattr(config, "cache", None)
         if cache is not None and _caches_durations(config, settings):
-            cache.set(
-                CACHE_KEY, cache_update(from_cache(cache.get(CACHE_KEY, {})), recorder.measured)
-            )
+            cache.set(CACHE_KEY, cache_update(_previous_durations(config), recorder.measured))
     if settings.metrics_path is not None:
         document = build_metrics(run, _outcomes(config))
         try:
