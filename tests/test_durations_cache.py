@@ -54,13 +54,17 @@ def _slow_position(log: Path) -> tuple[int, int]:
     return mine.index("slow"), len(mine)
 
 
-def test_the_next_run_starts_the_slow_test_first(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The project in place; returns the log its tests write to."""
     log = pytester.path / "ran.log"
     monkeypatch.setenv("RAN_LOG", str(log))
     pytester.makepyfile(test_mix=PROJECT)
+    return log
 
+
+def test_the_next_run_starts_the_slow_test_first(pytester: pytest.Pytester, project: Path) -> None:
+    log = project
     first = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL)
     first.assert_outcomes(passed=8)
     assert _slow_position(log)[0] >= 3  # after the quick tests of its half of the collection
@@ -77,11 +81,7 @@ def test_the_next_run_starts_the_slow_test_first(
     plan.stdout.fnmatch_lines(["predicted seconds: the last run's durations, from pytest's cache"])
 
 
-def test_a_durations_file_wins_over_the_cache(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("RAN_LOG", str(pytester.path / "ran.log"))
-    pytester.makepyfile(test_mix=PROJECT)
+def test_a_durations_file_wins_over_the_cache(pytester: pytest.Pytester, project: Path) -> None:
     pytester.runpytest(*QUIET_PLUGINS, *PARALLEL).assert_outcomes(passed=8)
     (pytester.path / ".test_durations").write_text(json.dumps({"test_mix.py::test_slow": 0.4}))
     result = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL, "--agents-plan")
@@ -89,12 +89,8 @@ def test_a_durations_file_wins_over_the_cache(
     result.stdout.fnmatch_lines(["budget 2, peak 2 agents, 1 wave(s), parallel"])
 
 
-def test_shards_never_use_the_cache(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_shards_never_use_the_cache(pytester: pytest.Pytester, project: Path) -> None:
     # Each CI job has a cache of its own: a split by it would differ between jobs.
-    monkeypatch.setenv("RAN_LOG", str(pytester.path / "ran.log"))
-    pytester.makepyfile(test_mix=PROJECT)
     pytester.runpytest(*QUIET_PLUGINS, *PARALLEL).assert_outcomes(passed=8)
     assert (pytester.path / CACHE_FILE).exists()
     result = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL, "--agents-shard=1/2", "--agents-plan")
@@ -107,11 +103,12 @@ def test_shards_never_use_the_cache(
     ids=["cache-disabled", "parallel-off"],
 )
 def test_nothing_is_cached_without_the_cache_or_without_agents(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    project: Path,
+    args: tuple[str, ...],
 ) -> None:
-    monkeypatch.setenv("RAN_LOG", str(pytester.path / "ran.log"))
     monkeypatch.setenv("PYTEST_AGENT_ID", "-")  # read by the project when run in-process
-    pytester.makepyfile(test_mix=PROJECT)
     pytester.runpytest(*QUIET_PLUGINS, *args).assert_outcomes(passed=8)
     assert not (pytester.path / CACHE_FILE).exists()
 
