@@ -39,7 +39,7 @@ from .replay import Ledger, Replayer
 from .runstate import AgentRecord, RunState
 from .scheduling import SuiteQueue, WorkUnit, hold_limit
 from .scoreboard import crash_summary
-from .sizing import Plan, SuitePlan
+from .sizing import Plan, RunningPool, SuitePlan, grow
 from .transport import FORK, AgentLink, Transport
 from .txspecs import TxSpec
 
@@ -97,6 +97,7 @@ class _Pool:
     work: SuiteWork
     queue: SuiteQueue
     size: int
+    plan: SuitePlan
     next_number: int = 0
     done_tests: int = 0
     busy: float = 0.0
@@ -263,6 +264,7 @@ class Controller:
                 work,
                 SuiteQueue(work.units, names, durations_known=work.durations_known),
                 suite.agents,
+                suite,
             )
             pool.next_number = suite.agents
             self._pools[suite.name] = pool
@@ -278,6 +280,43 @@ class Controller:
                     for n in range(pool.size)
                 ]
             )
+        if not pending:
+            self._grow(budget)
+
+    def _grow(self, budget: int) -> None:
+        """Give budget that a finished suite freed to suites still running (work-conserving)."""
+        free = budget - self._live_agents()
+        if free <= 0 or self._stopping:
+            return
+        running: list[RunningPool] = []
+        for name, pool in self._pools.items():
+            if pool.degraded or not pool.done_tests or not pool.queue.total_pending:
+                continue
+            agents = [self._agents[a].record for a in pool.agents]
+            starts = [s for record in agents if (s := record.spawn_seconds) is not None]
+            if not starts:
+                continue
+            plan = pool.plan
+            pending = pool.queue.total_pending
+            running.append(
+                RunningPool(
+                    name,
+                    len(agents),
+                    pending,
+                    pending * pool.busy / pool.done_tests,
+                    sum(starts) / len(starts),
+                    plan.items,
+                    plan.min_items,
+                    min(plan.max_agents or budget, budget),
+                )
+            )
+        for name, count in grow(running, free).items():
+            pool = self._pools[name]
+            for _ in range(count):
+                if not self._replace(pool):
+                    break
+                pool.size += 1
+                self._run.agents_added[name] = self._run.agents_added.get(name, 0) + 1
 
     def _start_agents(self, wanted: list[tuple[str, str]]) -> None:
         places = {agent_id: self._fleet.place(agent_id) for _, agent_id in wanted}

@@ -258,8 +258,8 @@ def merge_totals(totals: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def merge_suites(suites: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str, Any]:
-    """Per suite name: tests and agents summed, wall_seconds the longest, predicted_seconds
-    summed when every shard running that suite predicted it, else null."""
+    """Per suite name: tests and agents (planned and added) summed, wall_seconds the longest,
+    predicted_seconds summed when every shard running that suite predicted it, else null."""
     by_name: dict[str, list[Mapping[str, Any]]] = {}
     for one in suites:
         for name, suite in one.items():
@@ -270,6 +270,7 @@ def merge_suites(suites: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str,
         merged[name] = {
             "tests": _add([e.get("tests") for e in entries], "sum") or 0,
             "agents": _add([e.get("agents") for e in entries], "sum") or 0,
+            "agents_added": _add([e.get("agents_added") for e in entries], "sum") or 0,
             "predicted_seconds": _add(predicted, "sum")
             if all(_is_number(p) for p in predicted)
             else None,

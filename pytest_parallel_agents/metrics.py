@@ -54,6 +54,7 @@ def build_metrics(run: RunState, outcomes: Mapping[str, int]) -> dict[str, Any]:
             suites[suite.name] = {
                 "tests": suite.tests,
                 "agents": suite.agents if run.mode != "in-process" else 0,
+                "agents_added": run.agents_added.get(suite.name, 0),
                 "predicted_seconds": _round(suite.predicted_seconds)
                 if run.durations_known
                 else None,

@@ -76,6 +76,7 @@ class RunState:
     suite_finished: dict[str, float] = field(default_factory=dict)
     tests_reported: int = 0
     restarts: int = 0
+    agents_added: dict[str, int] = field(default_factory=dict)  # suite → agents it grew by
     discarded: int = 0  # results that arrived after -x/--maxfail stopped the run
     retries: int = 0
     degraded: dict[str, str] = field(default_factory=dict)  # suite → why it went sequential

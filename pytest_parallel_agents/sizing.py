@@ -5,15 +5,17 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import final
 
 __all__ = [
     "Plan",
+    "RunningPool",
     "SuiteDemand",
     "SuitePlan",
     "Wave",
     "agents_for",
+    "grow",
     "plan_suites",
 ]
 
@@ -61,6 +63,11 @@ class SuitePlan:
     tests: int
     predicted_seconds: float | None
     agents: int
+    # The suite's formula settings, so that a running pool can be sized again (``grow``);
+    # settings, not the plan's outcome, so left out of comparisons.
+    items: int = field(default=5, compare=False)
+    min_items: int = field(default=3, compare=False)
+    max_agents: int | None = field(default=None, compare=False)
 
 
 @final
@@ -160,7 +167,15 @@ def _share(wants: Sequence[int], works: Sequence[float], budget: int) -> list[in
 
 def _wave(demands: Sequence[SuiteDemand], agents: Sequence[int], exclusive: bool) -> Wave:
     plans = tuple(
-        SuitePlan(demand.name, demand.tests, demand.predicted_seconds, count)
+        SuitePlan(
+            demand.name,
+            demand.tests,
+            demand.predicted_seconds,
+            count,
+            demand.items,
+            demand.min_items,
+            demand.max_agents,
+        )
         for demand, count in zip(demands, agents, strict=True)
     )
     return Wave(plans, exclusive)
@@ -184,3 +199,51 @@ def plan_suites(demands: Sequence[SuiteDemand], budget: int) -> Plan:
     for demand in exclusive:
         waves.append(_wave([demand], [_want(demand, budget)], exclusive=True))
     return Plan(budget, tuple(waves))
+
+
+@final
+@dataclass(frozen=True)
+class RunningPool:
+    """A suite's pool while it runs, as ``grow`` sees it."""
+
+    name: str
+    agents: int  # live agents
+    pending_tests: int  # tests not sent to any agent yet
+    pending_seconds: float  # what those tests are expected to take, on one agent
+    start_seconds: float  # what starting one more agent is expected to take
+    items: int
+    min_items: int
+    max_agents: int  # the suite's cap, already bounded by the budget
+
+
+def grow(pools: Sequence[RunningPool], free: int) -> dict[str, int]:
+    """How many agents to add to each running pool when ``free`` budget slots are idle.
+
+    The plan shares the budget among suites that run together; once one of them ends, its
+    slots would idle beside suites that still have work. A pool may grow back to what the
+    scaling formula gives its *remaining* tests (never past its cap), and only while the
+    share of the remaining work one more agent would take exceeds what starting it costs.
+    Free slots go one at a time to the pool where one more agent would take the most work.
+    """
+    if free < 0:
+        raise ValueError(f"free must be >= 0, got {free}")
+    added = {pool.name: 0 for pool in pools}
+    for _ in range(free):
+        best: RunningPool | None = None
+        best_share = 0.0
+        for pool in pools:
+            count = pool.agents + added[pool.name]
+            if count < 1:
+                continue  # a pool with no agent is restarted, not grown
+            want = agents_for(pool.pending_tests, pool.items, pool.min_items, pool.max_agents)
+            if count >= want:
+                continue
+            share = pool.pending_seconds / (count + 1)
+            if share <= pool.start_seconds:
+                continue
+            if best is None or share > best_share:
+                best, best_share = pool, share
+        if best is None:
+            break
+        added[best.name] += 1
+    return {name: count for name, count in added.items() if count}

@@ -301,7 +301,13 @@ def test_merge_suites() -> None:
         [
             {
                 "unit": {"tests": 10, "agents": 2, "predicted_seconds": 1.5, "wall_seconds": 2.0},
-                "db": {"tests": 4, "agents": 1, "predicted_seconds": None, "wall_seconds": 9.0},
+                "db": {
+                    "tests": 4,
+                    "agents": 1,
+                    "agents_added": 1,
+                    "predicted_seconds": None,
+                    "wall_seconds": 9.0,
+                },
             },
             {
                 "unit": {"tests": 5, "agents": 1, "predicted_seconds": 0.5, "wall_seconds": 3.0},
@@ -310,8 +316,21 @@ def test_merge_suites() -> None:
         ]
     )
     assert merged == {
-        "unit": {"tests": 15, "agents": 3, "predicted_seconds": 2.0, "wall_seconds": 3.0},
-        "db": {"tests": 5, "agents": 2, "predicted_seconds": None, "wall_seconds": 9.0},
+        # A document from before ``agents_added`` existed counts as none added.
+        "unit": {
+            "tests": 15,
+            "agents": 3,
+            "agents_added": 0,
+            "predicted_seconds": 2.0,
+            "wall_seconds": 3.0,
+        },
+        "db": {
+            "tests": 5,
+            "agents": 2,
+            "agents_added": 1,
+            "predicted_seconds": None,
+            "wall_seconds": 9.0,
+        },
     }
 
 

@@ -162,6 +162,87 @@ def test_agents_are_separate_processes(pytester: pytest.Pytester, start: str) ->
     _assert_no_agent_left(pytester, set(by_agent.values()))
 
 
+def _two_suites(pytester: pytest.Pytester, *, slow_cap: str) -> Path:
+    """A 3-test ``quick`` suite beside 30 tests of 50 ms (``unit``); budget 2 gives each one."""
+    records = pytester.path.parent / f"{pytester.path.name}-records"
+    pytester.makeini(
+        f"""
+        [pytest]
+        agents_suites =
+            quick: path=test_quick.py
+            unit: path=test_slow.py {slow_cap}
+        """
+    )
+    pytester.makeconftest(
+        recorder_source(records)
+        + textwrap.dedent(
+            """
+            import pytest
+
+            @pytest.fixture(autouse=True)
+            def _track(request):
+                record("test", nodeid=request.node.nodeid)
+            """
+        )
+    )
+    pytester.makepyfile(
+        test_quick="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_q(n):
+            pass
+        """,
+        test_slow="""
+        import time
+        import pytest
+
+        @pytest.mark.parametrize("n", range(30))
+        def test_s(n):
+            time.sleep(0.05)
+        """,
+    )
+    return records
+
+
+@pytest.mark.parametrize("cap", ["", "max_agents=1"], ids=["grows", "capped"])
+def test_a_finished_suites_budget_goes_to_a_suite_still_running(
+    pytester: pytest.Pytester, cap: str
+) -> None:
+    records = _two_suites(pytester, slow_cap=cap)
+    metrics_path = _metrics_path(pytester)
+    result = run(
+        pytester, "--agents=2", "-p", "no:cacheprovider", f"--agents-metrics={metrics_path}"
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.assert_outcomes(passed=33)
+    result.stdout.fnmatch_lines(["parallel agents: 2 suites on up to 2 agents (budget 2): *"])
+    metrics = read_metrics(metrics_path)
+    assert metrics["lost"] == [] and metrics["duplicates"] == [], metrics
+    suites = metrics["suites"]
+    assert (suites["quick"]["agents"], suites["unit"]["agents"]) == (1, 1), suites
+    tests = [e for log in read_logs(records).values() for e in log if e["kind"] == "test"]
+    ran_by: dict[str, set[str]] = {}
+    for entry in tests:
+        ran_by.setdefault(entry["agent"], set()).add(entry["nodeid"].partition("::")[0])
+    if cap:
+        # The rule caps the suite at one agent: the freed slot stays idle.
+        assert suites["unit"]["agents_added"] == 0, suites
+        assert ran_by == {"quick-0": {"test_quick.py"}, "unit-0": {"test_slow.py"}}
+        return
+    # quick ended after its 3 tests; the slot it freed went to the suite with work left, and
+    # the new agent took a share of it (an agent still runs one suite only).
+    assert suites["unit"]["agents_added"] == 1, suites
+    assert ran_by == {
+        "quick-0": {"test_quick.py"},
+        "unit-0": {"test_slow.py"},
+        "unit-1": {"test_slow.py"},
+    }, ran_by
+    per_agent = {a["id"]: a["tests"] for a in metrics["agents"]}
+    assert per_agent["unit-1"] >= 5 and per_agent["unit-0"] + per_agent["unit-1"] == 30
+    _assert_no_agent_left(pytester, {a["pid"] for a in metrics["agents"]})
+
+
 @START_METHODS
 @pytest.mark.parametrize("target", ["controller", "process-group"])
 def test_ctrl_c_stops_everything(pytester: pytest.Pytester, start: str, target: str) -> None:

@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 
 from pytest_parallel_agents.sizing import (
     Plan,
+    RunningPool,
     SuiteDemand,
     SuitePlan,
     Wave,
     agents_for,
+    grow,
     plan_suites,
 )
 
@@ -264,3 +266,97 @@ def test_plan_invariants(demands: list[SuiteDemand], budget: int) -> None:
         if sum(wants) <= budget:
             assert [s.agents for s in wave.suites] == wants
     assert plan_suites(demands, budget) == plan
+
+
+# -- grow: budget a finished suite freed, given to suites still running ------------------
+
+
+def _pool(
+    name: str,
+    agents: int,
+    pending: int,
+    seconds: float,
+    *,
+    start: float = 0.05,
+    items: int = 5,
+    cap: int = 8,
+) -> RunningPool:
+    return RunningPool(name, agents, pending, seconds, start, items, 3, cap)
+
+
+def test_a_long_suite_takes_the_slot_a_short_one_freed() -> None:
+    # The project's own case: unit (1 agent) ended, e2e has 170 tests (~150 s) on one agent.
+    assert grow([_pool("e2e", 1, 170, 150.0)], free=1) == {"e2e": 1}
+
+
+def test_growth_stops_at_what_the_formula_gives_the_remaining_tests() -> None:
+    # 12 tests left at 5 per agent deserve 3 agents: one more than the two running.
+    assert grow([_pool("unit", 2, 12, 60.0)], free=4) == {"unit": 1}
+    assert grow([_pool("unit", 1, 4, 60.0)], free=4) == {}  # fewer than 5: one agent
+
+
+def test_growth_stops_at_the_suites_cap() -> None:
+    assert grow([_pool("e2e", 1, 500, 500.0, cap=1)], free=3) == {}
+    assert grow([_pool("e2e", 1, 500, 500.0, cap=3)], free=3) == {"e2e": 2}
+
+
+def test_no_agent_is_started_for_less_work_than_starting_it_costs() -> None:
+    # 20 trivial tests left (20 ms): a spawned agent (1.5 s to start) would only slow the run.
+    assert grow([_pool("unit", 1, 20, 0.02, start=1.5)], free=1) == {}
+    # 40 s left: the second agent's share (20 s) is worth a 1.5 s start, a third's too.
+    assert grow([_pool("unit", 1, 40, 40.0, start=1.5)], free=2) == {"unit": 2}
+
+
+def test_slots_go_first_where_one_more_agent_takes_the_most_work() -> None:
+    pools = [_pool("small", 1, 30, 10.0), _pool("big", 1, 30, 90.0)]
+    assert grow(pools, free=1) == {"big": 1}
+    # A third and a fourth agent of big still take 30 s and 22.5 s; small's second 5 s.
+    assert grow(pools, free=3) == {"big": 3}
+    capped = [_pool("small", 1, 30, 10.0), _pool("big", 1, 30, 90.0, cap=2)]
+    assert grow(capped, free=3) == {"big": 1, "small": 2}
+
+
+def test_a_pool_without_agents_is_not_grown() -> None:
+    assert grow([_pool("unit", 0, 100, 100.0)], free=2) == {}
+    with pytest.raises(ValueError, match="free"):
+        grow([], free=-1)
+
+
+@st.composite
+def _running(draw: st.DrawFn) -> list[RunningPool]:
+    count = draw(st.integers(0, 5))
+    return [
+        RunningPool(
+            f"s{n}",
+            draw(st.integers(0, 6)),
+            draw(st.integers(0, 300)),
+            draw(st.floats(0, 500)),
+            draw(st.floats(0, 5)),
+            draw(st.integers(1, 10)),
+            draw(st.integers(0, 6)),
+            draw(st.integers(1, 12)),
+        )
+        for n in range(count)
+    ]
+
+
+@given(pools=_running(), free=st.integers(0, 12))
+def test_grow_invariants(pools: list[RunningPool], free: int) -> None:
+    added = grow(pools, free)
+    assert sum(added.values()) <= free
+    assert all(count > 0 for count in added.values())
+    by_name = {pool.name: pool for pool in pools}
+
+    def may_take_one_more(pool: RunningPool, count: int) -> bool:
+        want = agents_for(pool.pending_tests, pool.items, pool.min_items, pool.max_agents)
+        return 1 <= count < want and pool.pending_seconds / (count + 1) > pool.start_seconds
+
+    for name, count in added.items():
+        pool = by_name[name]
+        # Every agent added was worth it when it was added, and within the formula.
+        for before in range(pool.agents, pool.agents + count):
+            assert may_take_one_more(pool, before)
+    if sum(added.values()) < free:
+        # Work-conserving: a slot stays idle only when no pool could use it.
+        for pool in pools:
+            assert not may_take_one_more(pool, pool.agents + added.get(pool.name, 0))
