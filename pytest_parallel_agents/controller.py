@@ -286,7 +286,7 @@ class Controller:
     def _grow(self, budget: int) -> None:
         """Give budget that a finished suite freed to suites still running (work-conserving)."""
         free = budget - self._live_agents()
-        if free <= 0 or self._stopping:
+        if free <= 0 or self._stopping or self._should_stop():
             return
         running: list[RunningPool] = []
         for name, pool in self._pools.items():
@@ -303,6 +303,7 @@ class Controller:
                     name,
                     len(agents),
                     pending,
+                    pool.queue.pending_units,
                     pending * pool.busy / pool.done_tests,
                     sum(starts) / len(starts),
                     plan.items,

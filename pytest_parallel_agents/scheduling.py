@@ -249,6 +249,11 @@ class SuiteQueue:
         return not self._front and not any(self._own.values())
 
     @property
+    def pending_units(self) -> int:
+        """Units not taken yet, anywhere: how many agents could still be given work."""
+        return len(self._front) + sum(map(len, self._own.values()))
+
+    @property
     def total_pending(self) -> int:
         """Tests not taken yet, anywhere (front queue included); constant time."""
         return self._count

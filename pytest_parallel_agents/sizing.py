@@ -209,6 +209,7 @@ class RunningPool:
     name: str
     agents: int  # live agents
     pending_tests: int  # tests not sent to any agent yet
+    pending_units: int  # ... in this many units (a group is one: it never splits)
     pending_seconds: float  # what those tests are expected to take, on one agent
     start_seconds: float  # what starting one more agent is expected to take
     items: int
@@ -222,7 +223,8 @@ def grow(pools: Sequence[RunningPool], free: int) -> dict[str, int]:
     The plan shares the budget among suites that run together; once one of them ends, its
     slots would idle beside suites that still have work. A pool may grow back to what the
     scaling formula gives its *remaining* tests (never past its cap), and only while the
-    share of the remaining work one more agent would take exceeds what starting it costs.
+    share of the remaining work one more agent would take exceeds what starting it costs,
+    and while each new agent has a pending unit to take.
     Free slots go one at a time to the pool where one more agent would take the most work.
     """
     if free < 0:
@@ -236,7 +238,7 @@ def grow(pools: Sequence[RunningPool], free: int) -> dict[str, int]:
             if count < 1:
                 continue  # a pool with no agent is restarted, not grown
             want = agents_for(pool.pending_tests, pool.items, pool.min_items, pool.max_agents)
-            if count >= want:
+            if count >= want or added[pool.name] >= pool.pending_units:
                 continue
             share = pool.pending_seconds / (count + 1)
             if share <= pool.start_seconds:

@@ -191,6 +191,7 @@ def test_remove_agent_moves_whole_units_to_front() -> None:
 
 def test_add_agent_steals_work() -> None:
     queue = SuiteQueue(singles(4), ["a"], durations_known=False)
+    assert queue.pending_units == 4
     queue.add_agent("b")
     assert queue.pending("b") == 0
     assert queue.take("b", 10) == [2, 3]
@@ -322,6 +323,9 @@ def test_requeued_and_orphaned_tests_come_back_exactly_once(
             done.extend(batch)
         # The count is kept up to date, not recomputed: it must agree with what is left.
         assert queue.total_pending == sum(len(u.tests) for u in units) - len(done)
+        # Units left: never more than tests left, and none exactly when nothing is left.
+        assert queue.pending_units <= queue.total_pending
+        assert (queue.pending_units == 0) == queue.empty
     assert sorted(done) == sorted(t for u in units for t in u.tests)
 
 

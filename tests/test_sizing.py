@@ -280,8 +280,10 @@ def _pool(
     start: float = 0.05,
     items: int = 5,
     cap: int = 8,
+    units: int | None = None,
 ) -> RunningPool:
-    return RunningPool(name, agents, pending, seconds, start, items, 3, cap)
+    units = pending if units is None else units
+    return RunningPool(name, agents, pending, units, seconds, start, items, 3, cap)
 
 
 def test_a_long_suite_takes_the_slot_a_short_one_freed() -> None:
@@ -316,6 +318,11 @@ def test_slots_go_first_where_one_more_agent_takes_the_most_work() -> None:
     assert grow(capped, free=3) == {"big": 1, "small": 2}
 
 
+def test_no_more_agents_than_pending_units_to_give_them() -> None:
+    # 60 tests left, but in two groups (a group never splits): two new agents at most.
+    assert grow([_pool("db", 1, 60, 60.0, units=2)], free=4) == {"db": 2}
+
+
 def test_a_pool_without_agents_is_not_grown() -> None:
     assert grow([_pool("unit", 0, 100, 100.0)], free=2) == {}
     with pytest.raises(ValueError, match="free"):
@@ -325,19 +332,23 @@ def test_a_pool_without_agents_is_not_grown() -> None:
 @st.composite
 def _running(draw: st.DrawFn) -> list[RunningPool]:
     count = draw(st.integers(0, 5))
-    return [
-        RunningPool(
-            f"s{n}",
-            draw(st.integers(0, 6)),
-            draw(st.integers(0, 300)),
-            draw(st.floats(0, 500)),
-            draw(st.floats(0, 5)),
-            draw(st.integers(1, 10)),
-            draw(st.integers(0, 6)),
-            draw(st.integers(1, 12)),
+    pools = []
+    for n in range(count):
+        pending = draw(st.integers(0, 300))
+        pools.append(
+            RunningPool(
+                f"s{n}",
+                draw(st.integers(0, 6)),
+                pending,
+                draw(st.integers(min(pending, 1), pending)),
+                draw(st.floats(0, 500)),
+                draw(st.floats(0, 5)),
+                draw(st.integers(1, 10)),
+                draw(st.integers(0, 6)),
+                draw(st.integers(1, 12)),
+            )
         )
-        for n in range(count)
-    ]
+    return pools
 
 
 @given(pools=_running(), free=st.integers(0, 12))
@@ -349,7 +360,11 @@ def test_grow_invariants(pools: list[RunningPool], free: int) -> None:
 
     def may_take_one_more(pool: RunningPool, count: int) -> bool:
         want = agents_for(pool.pending_tests, pool.items, pool.min_items, pool.max_agents)
-        return 1 <= count < want and pool.pending_seconds / (count + 1) > pool.start_seconds
+        return (
+            1 <= count < want
+            and count - pool.agents < pool.pending_units
+            and pool.pending_seconds / (count + 1) > pool.start_seconds
+        )
 
     for name, count in added.items():
         pool = by_name[name]
