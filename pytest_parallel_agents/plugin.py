@@ -159,8 +159,8 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     settings = config.stash.get(SETTINGS_KEY, None)
-    if settings is None:
-        return
+    if settings is None or not (settings.classify or settings.shard is not None):
+        return  # installed but not asked for: a plain run pays nothing per test
     marks = [_closest_marks(item) for item in items]
     if settings.classify:
         _classify(config, settings, items, marks)

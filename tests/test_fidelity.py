@@ -1147,3 +1147,30 @@ def test_thresholds_a_conftest_sets_while_collecting_are_kept(pytester: pytest.P
     result = run(pytester, *PARALLEL)
     result.assert_outcomes(passed=4)
     assert_parallel(result)
+
+
+def test_installed_but_not_asked_for_the_plugin_plans_nothing(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --agents (or a shard, or a plan) no test's markers are read for planning."""
+    from pytest_parallel_agents import plugin
+
+    def refuse(item: pytest.Item) -> object:
+        raise AssertionError(f"planning walked {item.nodeid} in a plain run")
+
+    monkeypatch.setattr(plugin, "_closest_marks", refuse)
+    pytester.makepyfile(
+        test_plain="""
+        import pytest
+
+        @pytest.mark.integration
+        @pytest.mark.parametrize("i", range(3))
+        def test_x(i):
+            pass
+        """
+    )
+    run(pytester).assert_outcomes(passed=3)
+    # The same run planned does walk them (the check above can fail).
+    planned = run(pytester, "--agents-plan")
+    assert planned.ret == pytest.ExitCode.INTERNAL_ERROR
+    assert "planning walked test_plain.py::test_x[0] in a plain run" in planned.stdout.str()
