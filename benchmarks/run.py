@@ -5,9 +5,10 @@
 
 Generates the synthetic suites (``generate.py``) under OUT/suites when missing, then, per
 suite, runs every variant once per repetition, interleaved (rep 1: all variants, rep 2: all
-variants, ...): plain pytest, ``xdist -n N --dist load``, ``xdist -n N --dist worksteal`` and
-``--agents N`` (plus, for the ``sleep`` suite, ``--agents N`` with its exact durations file)
-at each agent count. Each run records its wall time, its time to first result (the
+variants, ...; each rep in its own seeded shuffled order unless ``--order fixed``): plain
+pytest, ``xdist -n N --dist load``, ``xdist -n N --dist worksteal`` and ``--agents N``
+(plus, for the ``sleep`` suite, ``--agents N`` with its exact durations file) at each agent
+count. Each run records its wall time, its time to first result (the
 ``benchtiming`` plugin), the peak RSS summed over its whole process tree, and its exit status.
 Writes OUT/results.json (after every run) and OUT/results.md (medians of the reps).
 """
@@ -20,6 +21,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import random
 import re
 import resource
 import shlex
@@ -652,7 +654,8 @@ def render_markdown(
         f"pytest-xdist {machine['pytest-xdist']}, pytest-parallel-agents "
         f"{machine['pytest-parallel-agents']} (git {machine['git'] or '?'})",
         f"- suites {state['suites']}, agent counts {state['agents']}, {state['reps']} reps "
-        f"(interleaved), scale {state['scale']}, timeout {state['timeout_s']} s per run",
+        f"(interleaved, order {state.get('order', 'fixed')}), scale {state['scale']}, "
+        f"timeout {state['timeout_s']} s per run",
         f"- started {state['started']}, took {state.get('elapsed_s', 0):.0f} s; 1-minute load "
         f"average after the runs: {state.get('load_range', '?')} (each run's is in results.json)",
         "",
@@ -722,6 +725,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--noisy-reruns", type=int, default=2, help="how often a noisy run is measured again"
     )
+    parser.add_argument(
+        "--order",
+        choices=("shuffled", "fixed"),
+        default="shuffled",
+        help="variants' order within a repetition: shuffled anew per rep (seeded), or as listed",
+    )
     args = parser.parse_args(argv)
     if args.reps < 1:
         parser.error("--reps must be >= 1")
@@ -753,6 +762,7 @@ def main(argv: list[str] | None = None) -> int:
         "timeout_s": args.timeout,
         "max_foreign": args.max_foreign,
         "noisy_reruns": args.noisy_reruns,
+        "order": args.order,
         "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "suite_info": {},
         "summary": {},
@@ -821,7 +831,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"two at once {together:.2f} s, {ratio:.2f}x",
                     flush=True,
                 )
-            for variant in variants:
+            order = list(variants)
+            if args.order == "shuffled":
+                # Contention on this kind of machine comes and goes over seconds to minutes:
+                # a fixed order would give each variant the same slot of every repetition.
+                random.Random(f"{suite}-{rep}").shuffle(order)
+            for variant in order:
                 if variant.name in skip:
                     record = Run(
                         suite,

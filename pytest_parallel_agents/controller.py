@@ -280,7 +280,9 @@ class Controller:
                     for n in range(pool.size)
                 ]
             )
-        if not pending:
+        if not pending or pending[0][1]:
+            # Growing would take budget a waiting suite needs, unless it is exclusive: that
+            # one waits for everything else to end, which growing brings sooner.
             self._grow(budget)
 
     def _grow(self, budget: int) -> None:

@@ -162,17 +162,24 @@ def test_agents_are_separate_processes(pytester: pytest.Pytester, start: str) ->
     _assert_no_agent_left(pytester, set(by_agent.values()))
 
 
-def _two_suites(pytester: pytest.Pytester, *, slow_cap: str) -> Path:
-    """A 3-test ``quick`` suite beside 30 tests of 50 ms (``unit``); budget 2 gives each one."""
+def _two_suites(pytester: pytest.Pytester, *, slow_cap: str, exclusive: bool = False) -> Path:
+    """A 3-test ``quick`` suite beside 30 tests of 50 ms (``unit``); budget 2 gives each one.
+
+    With ``exclusive``, a one-test ``perf`` suite waits for both (it runs alone).
+    """
     records = pytester.path.parent / f"{pytester.path.name}-records"
+    perf = "    perf: path=test_perf.py exclusive" if exclusive else ""
     pytester.makeini(
         f"""
         [pytest]
         agents_suites =
             quick: path=test_quick.py
             unit: path=test_slow.py {slow_cap}
+        {perf}
         """
     )
+    if exclusive:
+        pytester.makepyfile(test_perf="def test_alone():\n    pass\n")
     pytester.makeconftest(
         recorder_source(records)
         + textwrap.dedent(
@@ -205,18 +212,23 @@ def _two_suites(pytester: pytest.Pytester, *, slow_cap: str) -> Path:
     return records
 
 
-@pytest.mark.parametrize("cap", ["", "max_agents=1"], ids=["grows", "capped"])
+@pytest.mark.parametrize(
+    ("cap", "exclusive"),
+    [("", False), ("max_agents=1", False), ("", True)],
+    ids=["grows", "capped", "grows-while-an-exclusive-suite-waits"],
+)
 def test_a_finished_suites_budget_goes_to_a_suite_still_running(
-    pytester: pytest.Pytester, cap: str
+    pytester: pytest.Pytester, cap: str, exclusive: bool
 ) -> None:
-    records = _two_suites(pytester, slow_cap=cap)
+    records = _two_suites(pytester, slow_cap=cap, exclusive=exclusive)
     metrics_path = _metrics_path(pytester)
     result = run(
         pytester, "--agents=2", "-p", "no:cacheprovider", f"--agents-metrics={metrics_path}"
     )
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
-    result.assert_outcomes(passed=33)
-    result.stdout.fnmatch_lines(["parallel agents: 2 suites on up to 2 agents (budget 2): *"])
+    result.assert_outcomes(passed=34 if exclusive else 33)
+    suites_line = f"parallel agents: {3 if exclusive else 2} suites on up to 2 agents (budget 2): *"
+    result.stdout.fnmatch_lines([suites_line])
     metrics = read_metrics(metrics_path)
     assert metrics["lost"] == [] and metrics["duplicates"] == [], metrics
     suites = metrics["suites"]
@@ -225,6 +237,11 @@ def test_a_finished_suites_budget_goes_to_a_suite_still_running(
     ran_by: dict[str, set[str]] = {}
     for entry in tests:
         ran_by.setdefault(entry["agent"], set()).add(entry["nodeid"].partition("::")[0])
+    if exclusive:
+        # Still alone: it started after every other test, on an agent of its own.
+        assert ran_by.pop("perf-0") == {"test_perf.py"}, ran_by
+        started = {e["nodeid"]: e["time"] for e in tests}
+        assert started["test_perf.py::test_alone"] == max(started.values())
     if cap:
         # The rule caps the suite at one agent: the freed slot stays idle.
         assert suites["unit"]["agents_added"] == 0, suites
