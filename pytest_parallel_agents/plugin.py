@@ -482,10 +482,19 @@ def _units(
         else:
             groups[group] = [(index, predicted)]
             units.append(groups[group])
-    return [
-        WorkUnit(tuple(i for i, _ in u), sum(s for _, s in u), items[u[0][0]].nodeid.split("::")[0])
-        for u in units
-    ]
+    out: list[WorkUnit] = []
+    for unit in units:
+        # "path::Class::test[id]": the module, and the class ("" for a module-level test).
+        parts = items[unit[0][0]].nodeid.split("::")
+        out.append(
+            WorkUnit(
+                tuple(i for i, _ in unit),
+                sum(s for _, s in unit),
+                parts[0],
+                "::".join(parts[1:-1]),
+            )
+        )
+    return out
 
 
 _PREVIOUS_KEY = pytest.StashKey[dict[str, float]]()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import MutableSequence, Sequence
+from collections.abc import Callable, MutableSequence, Sequence
 from dataclasses import dataclass
-from typing import final
+from typing import Any, final
 
-__all__ = ["SuiteQueue", "WorkUnit", "hold_limit"]
+__all__ = ["SuiteQueue", "WorkUnit", "hold_limit", "longest_first"]
 
 
 @final
@@ -21,6 +21,8 @@ class WorkUnit:
     # Where its scoped fixtures live (the module): an agent that left a scope should not
     # be sent back into it, or those fixtures are set up again.
     scope: str = ""
+    # The class within the module ("" for module-level tests), for class-scoped fixtures.
+    subscope: str = ""
 
     def __post_init__(self) -> None:
         if not self.tests:
@@ -52,6 +54,36 @@ def _fill(batch: list[int], units: MutableSequence[WorkUnit], max_tests: int) ->
     while units and (not batch or len(batch) + len(units[0].tests) <= max_tests):
         batch.extend(units[0].tests)
         del units[0]
+
+
+def longest_first(units: Sequence[WorkUnit]) -> Callable[[WorkUnit], tuple[Any, ...]]:
+    """An order for an agent's share of known durations: its shortest work comes last.
+
+    LPT balances the agents' loads, but the order in which an agent runs its share decides
+    the end: run in collection order, an agent can end on a long test that nobody can steal
+    any more. So modules go by their longest test, longest first, and inside a module its
+    classes the same way, then its tests; a module (and a class) stays in one piece, so its
+    scoped fixtures are still set up once per agent. Every agent then ends on short tests,
+    which are what a dry agent steals.
+    """
+    module_top: dict[str, float] = {}
+    class_top: dict[tuple[str, str], float] = {}
+    for unit in units:
+        module_top[unit.scope] = max(module_top.get(unit.scope, 0.0), unit.predicted)
+        where = (unit.scope, unit.subscope)
+        class_top[where] = max(class_top.get(where, 0.0), unit.predicted)
+
+    def key(unit: WorkUnit) -> tuple[Any, ...]:
+        return (
+            -module_top.get(unit.scope, unit.predicted),
+            unit.scope,
+            -class_top.get((unit.scope, unit.subscope), unit.predicted),
+            unit.subscope,
+            -unit.predicted,
+            unit.tests[0],
+        )
+
+    return key
 
 
 def _lpt(units: Sequence[WorkUnit], agents: Sequence[str]) -> dict[str, list[WorkUnit]]:
@@ -88,9 +120,10 @@ def _chunks(units: Sequence[WorkUnit], agents: Sequence[str]) -> dict[str, list[
 class SuiteQueue:
     """Pending tests of one suite, per agent, plus a shared front queue for retries.
 
-    Each agent keeps its own pending units in collection order, so module and
-    class fixtures are set up once per agent; an agent that runs dry steals the
-    tail half of the busiest agent's pending units.
+    Each agent keeps its own pending units module by module (in collection order, or with
+    known durations longest first: ``longest_first``), so module and class fixtures are set
+    up once per agent; an agent that runs dry steals the tail half of the busiest agent's
+    pending units.
     """
 
     def __init__(
@@ -116,17 +149,20 @@ class SuiteQueue:
         self._visited: dict[str, set[str]] = {}
         self._current: dict[str, str] = {}
         self._scope_of = {test: unit.scope for unit in units for test in unit.tests}
+        # Without durations each agent's share runs in collection order; with them, longest
+        # first (module by module), so that the agents end on short, stealable tests.
+        self._order: Callable[[WorkUnit], Any] = longest_first(units) if durations_known else _first
         self._own: dict[str, list[WorkUnit]]
         if not agents:
             # Nobody to assign to yet: whoever is added later takes from the front.
             self._own = {}
-            self._front.extend(units)
+            self._front.extend(sorted(units, key=self._order))
         elif durations_known:
             self._own = _lpt(units, agents)
         else:
             self._own = _chunks(units, agents)
         for pending in self._own.values():
-            pending.sort(key=_first)
+            pending.sort(key=self._order)
 
     @property
     def agents(self) -> tuple[str, ...]:
@@ -204,7 +240,7 @@ class SuiteQueue:
         self._own[victim] = [u for u in self._own[victim] if id(u) not in taken]
         own = self._own[thief]
         for unit in stolen:
-            bisect.insort(own, unit, key=_first)
+            bisect.insort(own, unit, key=self._order)
         return True
 
     def requeue(self, tests: Sequence[int]) -> None:

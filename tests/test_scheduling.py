@@ -60,14 +60,56 @@ def test_contiguous_chunks_keep_units_whole() -> None:
     assert queue.take("b", 100) == [4, 5, 6, 7]
 
 
-def test_lpt_assignment_then_collection_order() -> None:
+def test_lpt_assignment_then_longest_first() -> None:
     units = [WorkUnit((i,), p) for i, p in enumerate([1.0, 5.0, 2.0, 4.0, 3.0])]
     queue = SuiteQueue(units, ["a", "b"], durations_known=True)
-    # LPT: 5->a, 4->b, 3->b, 2->a, 1->a (ties go to the earlier agent); each list by index.
+    # LPT: 5->a, 4->b, 3->b, 2->a, 1->a (ties go to the earlier agent); each list longest
+    # first, so that each agent ends on its shortest test.
     assert queue.pending_seconds("a") == 8.0
     assert queue.pending_seconds("b") == 7.0
-    assert queue.take("a", 10) == [0, 1, 2]
+    assert queue.take("a", 10) == [1, 2, 0]
     assert queue.take("b", 10) == [3, 4]
+
+
+def test_longest_first_keeps_modules_and_classes_whole() -> None:
+    # Two modules; m2 holds the longest test, so it comes first; inside m1 the class with the
+    # longer test before the module-level tests; inside each, longest first.
+    units = [
+        WorkUnit((0,), 1.0, "m1", ""),
+        WorkUnit((1,), 2.0, "m1", "C"),
+        WorkUnit((2,), 0.5, "m1", "C"),
+        WorkUnit((3,), 1.5, "m1", ""),
+        WorkUnit((4,), 0.1, "m2", ""),
+        WorkUnit((5,), 9.0, "m2", ""),
+    ]
+    queue = SuiteQueue(units, ["a"], durations_known=True)
+    assert drain(queue, "a") == [5, 4, 1, 2, 3, 0]
+    # Without durations: collection order, as before.
+    assert drain(SuiteQueue(units, ["a"], durations_known=False), "a") == [0, 1, 2, 3, 4, 5]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    seconds=st.lists(st.floats(0, 10), min_size=1, max_size=40),
+    modules=st.lists(st.sampled_from("xyz"), min_size=40, max_size=40),
+    agents=st.integers(1, 4),
+)
+def test_each_agent_runs_a_module_in_one_visit_and_ends_on_its_shortest(
+    seconds: list[float], modules: list[str], agents: int
+) -> None:
+    units = [WorkUnit((i,), p, modules[i]) for i, p in enumerate(seconds)]
+    names = [f"a{n}" for n in range(agents)]
+    queue = SuiteQueue(units, names, durations_known=True)
+    for name in names:
+        order = queue.take(name, len(seconds), steal=False)  # its whole share, in order
+        visits = [modules[t] for t in order]
+        # A module, once left, is never entered again.
+        changes = [m for i, m in enumerate(visits) if i == 0 or visits[i - 1] != m]
+        assert len(changes) == len(set(changes)), visits
+        if order:
+            # The last test is the shortest of its module's visit.
+            last = modules[order[-1]]
+            assert seconds[order[-1]] == min(seconds[t] for t in order if modules[t] == last)
 
 
 def test_more_agents_than_units() -> None:
@@ -342,14 +384,19 @@ def test_initial_assignment(units: list[WorkUnit], agents: list[str], known: boo
         assert sum(loads) == pytest.approx(total)
     else:
         assert sum(loads) == sum(len(u.tests) for u in units)
-    # Each agent's own units come in collection order (ascending first test).
-    firsts = {u.tests[0] for u in units}
+    # Without durations each agent's own units come in collection order (ascending first
+    # test); with them longest first (all units here share one module).
+    by_first = {u.tests[0]: u for u in units}
     for agent in agents:
         got: list[int] = []
         while queue.pending(agent):
             got.extend(queue.take(agent, 1))
-        starts = [t for t in got if t in firsts]
-        assert starts == sorted(starts)
+        starts = [t for t in got if t in by_first]
+        if known:
+            predicted = [by_first[t].predicted for t in starts]
+            assert predicted == sorted(predicted, reverse=True)
+        else:
+            assert starts == sorted(starts)
     assert queue.empty
 
 
