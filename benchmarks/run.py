@@ -67,6 +67,11 @@ SCRUB_ENV = (
 )
 
 
+def _scrubbed_env() -> dict[str, str]:
+    """The runner's environment without what would change what a benchmarked run does."""
+    return {k: v for k, v in os.environ.items() if k not in SCRUB_ENV}
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str  # unique within a suite, e.g. "xdist-worksteal -n4"
@@ -264,7 +269,7 @@ def run_once(
     log_path = logdir / f"{slug}.rep{rep}.log"
     timing_path = logdir / f"{slug}.rep{rep}.timing.json"
     timing_path.unlink(missing_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in SCRUB_ENV}
+    env = _scrubbed_env()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH")) if p)
     env["BENCH_TIMING_OUT"] = str(timing_path)
     env["PY_COLORS"] = "0"
@@ -805,7 +810,7 @@ def main(argv: list[str] | None = None) -> int:
         warm = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider"],
             cwd=cwd,
-            env={k: v for k, v in os.environ.items() if k not in SCRUB_ENV},
+            env=_scrubbed_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             timeout=args.timeout,
