@@ -280,9 +280,10 @@ class Controller:
                     for n in range(pool.size)
                 ]
             )
-        if not pending or pending[0][1]:
-            # Growing would take budget a waiting suite needs, unless it is exclusive: that
-            # one waits for everything else to end, which growing brings sooner.
+        # Growing would take budget a waiting suite needs, unless it is exclusive: that one
+        # waits for everything else to end, which growing brings sooner.
+        waiting_exclusive = bool(pending) and pending[0][1]
+        if not pending or waiting_exclusive:
             self._grow(budget)
 
     def _grow(self, budget: int) -> None:
