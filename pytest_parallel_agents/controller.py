@@ -50,8 +50,10 @@ _MAX_WINDOW: Final = 256
 _WINDOW_SECONDS: Final = 0.25
 # How often the watchdog looks at running agents (timeouts, heartbeats).
 _WATCH_INTERVAL: Final = 0.1
-# How long a stuck agent gets to write its stacks before it is killed.
-_DUMP_GRACE: Final = 0.2
+# How long a stuck agent gets to write its stacks before it is killed: the dump is complete
+# once the log stopped growing for one poll; a loaded machine may take a while to start it.
+_DUMP_GRACE: Final = 3.0
+_DUMP_POLL: Final = 0.05
 # Agents that die before running anything, this many in a row, end their suite's attempts.
 _FRUITLESS_CRASHES: Final = 3
 
@@ -623,7 +625,9 @@ class Controller:
     def _crashed_test(
         self, pool: _Pool, index: int, record: AgentRecord, died_at: float, timeout: str
     ) -> None:
-        traceback = crash_summary(self._fleet.read_crash_log(record.id, self._status_dir))
+        traceback = crash_summary(
+            self._fleet.read_crash_log(record.id, self._status_dir), stuck=bool(timeout)
+        )
         if timeout:
             # A timeout is the test's own doing: reported at once, never retried.
             if self._ledger.record(index):
@@ -694,12 +698,22 @@ class Controller:
             agent.record.exit_detail = f"stopped answering: {why}"
         agent_id, pid = agent.record.id, agent.record.pid
         if hasattr(signal, "SIGUSR1") and self._fleet.signal(agent_id, pid, signal.SIGUSR1):
-            time.sleep(_DUMP_GRACE)
+            self._await_dump(agent_id)
         if not self._fleet.signal(agent_id, pid, signal.SIGKILL):
             # Nothing to signal (a socket gateway): ending the gateway is all there is.
             if agent.link.process is not None:
                 agent.link.process.kill()
             self._transport.stop(agent_id)
+
+    def _await_dump(self, agent_id: str) -> None:
+        deadline = time.monotonic() + _DUMP_GRACE
+        size = -1
+        while time.monotonic() < deadline:
+            time.sleep(_DUMP_POLL)
+            now = len(self._fleet.read_crash_log(agent_id, self._status_dir))
+            if now and now == size:
+                return
+            size = now
 
     def _requeue(self, pool: _Pool, tests: list[int]) -> None:
         pool.queue.requeue(tests)

@@ -82,17 +82,44 @@ def read_crash_log(directory: str | Path, agent_id: str, limit: int = 20_000) ->
     return ""
 
 
-def crash_summary(text: str) -> str:
-    """The fatal error line and the dying thread's frames above pytest's own, most recent first."""
+def crash_summary(text: str, *, stuck: bool = False) -> str:
+    """The fatal error line and one thread's frames above pytest's own, most recent first.
+
+    After a crash that thread is the one that crashed (faulthandler's "Current thread"). After
+    a timeout (``stuck``) it is the one running the test: the dump signal lands on whichever
+    thread the kernel picks, often the agent's idle main thread.
+    """
     lines = text.splitlines()
     head = [line for line in lines[:3] if line.startswith("Fatal Python error")]
-    try:
-        start = next(i for i, line in enumerate(lines) if line.startswith("Current thread"))
-    except StopIteration:
+    blocks = _thread_blocks(lines)
+    if not blocks:
         return text
+    chosen = next((block for block in blocks if block[0].startswith("Current thread")), None)
+    if stuck or chosen is None:
+        testing = [block for block in blocks if any(_is_pytest_frame(line) for line in block)]
+        chosen = testing[0] if testing else chosen or blocks[0]
     frames: list[str] = []
-    for line in lines[start + 1 :]:
-        if not line.strip() or "/_pytest/" in line or "/pluggy/" in line:
+    for line in chosen[1:]:
+        if _is_pytest_frame(line):
             break
         frames.append(line)
-    return "\n".join([*head, lines[start], *frames])
+    return "\n".join([*head, chosen[0], *frames])
+
+
+def _thread_blocks(lines: list[str]) -> list[list[str]]:
+    """faulthandler's dump split per thread: a header line, then that thread's frames."""
+    blocks: list[list[str]] = []
+    open_block = False
+    for line in lines:
+        if line.startswith(("Current thread ", "Thread ")):
+            blocks.append([line])
+            open_block = True
+        elif not line.strip():
+            open_block = False  # a blank line ends a thread's frames
+        elif open_block:
+            blocks[-1].append(line)
+    return blocks
+
+
+def _is_pytest_frame(line: str) -> bool:
+    return "/_pytest/" in line or "/pluggy/" in line
