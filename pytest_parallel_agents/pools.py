@@ -1,0 +1,106 @@
+"""What the controller knows of each agent and each suite's pool while the run goes on."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Final, final
+
+from .runstate import AgentRecord
+from .scheduling import SuiteQueue, WorkUnit
+from .sizing import RunningPool, SuitePlan
+from .transport import AgentLink
+
+# Tests an agent should hold before it needs more; refilled at half, so it never waits.
+MIN_WINDOW: Final = 2
+MAX_WINDOW: Final = 256
+# Predicted seconds of work an agent should hold: enough to hide one round trip.
+_WINDOW_SECONDS: Final = 0.25
+
+
+@final
+@dataclass
+class SuiteWork:
+    """One suite's share of the run, as the controller needs it."""
+
+    name: str
+    tests: list[int]  # indices into the session's items, in collection order
+    units: list[WorkUnit]
+    durations_known: bool
+    files: tuple[str, ...]
+
+
+@final
+@dataclass
+class AgentState:
+    """One agent as the controller tracks it: what it holds, when it last spoke."""
+
+    record: AgentRecord
+    link: AgentLink
+    suite: str
+    in_flight: deque[int] = field(default_factory=deque)
+    shutdown_sent: bool = False
+    finished: bool = False
+    ready: bool = False
+    last_seen: float = field(default_factory=time.perf_counter)
+    last_dispatch: float = 0.0  # wall clock (time.time), comparable with the agent's slot
+    # Set when the watchdog kills the agent: (test it was stuck in, or None; why).
+    stuck: tuple[int | None, str] | None = None
+    host_root: str = ""  # a remote agent's root on its host (from AgentReady)
+
+
+@final
+@dataclass
+class PoolState:
+    """One running suite: its queue, its agents, what they did, how it fares after crashes."""
+
+    work: SuiteWork
+    queue: SuiteQueue
+    size: int
+    plan: SuitePlan
+    next_number: int = 0
+    done_tests: int = 0
+    busy: float = 0.0
+    agents: set[str] = field(default_factory=set)
+    # Tests that killed an agent, waiting for an agent started after that death.
+    retries: deque[tuple[int, float]] = field(default_factory=deque)
+    crashed: int = 0
+    fruitless: int = 0  # crashes in a row with no test to blame
+    degraded: bool = False
+
+    def window(self) -> int:
+        """How many tests each agent of the pool should hold, from its measured mean."""
+        if self.degraded:
+            return MIN_WINDOW
+        if not self.done_tests:
+            return 4
+        mean = self.busy / self.done_tests
+        if mean <= 0:
+            return MAX_WINDOW
+        return max(MIN_WINDOW, min(MAX_WINDOW, math.ceil(_WINDOW_SECONDS / mean) * 2))
+
+    def retries_for(self, agent: AgentState) -> bool:
+        """Whether the pool holds a retry this agent may run (it started after that crash)."""
+        return any(agent.record.started_at > died_at for _, died_at in self.retries)
+
+    def growth_view(self, agents: list[AgentRecord], budget: int) -> RunningPool | None:
+        """The pool as ``sizing.grow`` weighs it; None while it cannot grow (or need not)."""
+        pending = self.queue.total_pending
+        if self.degraded or not self.done_tests or not pending:
+            return None
+        starts = [s for record in agents if (s := record.spawn_seconds) is not None]
+        if not starts:
+            return None  # no start-up measured yet to weigh its share against
+        return RunningPool(
+            self.work.name,
+            len(agents),
+            pending,
+            self.queue.pending_units,
+            pending * self.busy / self.done_tests,
+            sum(starts) / len(starts),
+            self.plan.items,
+            self.plan.min_items,
+            min(self.plan.max_agents or budget, budget),
+        )

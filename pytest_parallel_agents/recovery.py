@@ -1,0 +1,196 @@
+"""When an agent dies: blame the test it ran, retry or report it, requeue the rest, replace it.
+
+SPEC §5: the test an agent died in is retried on a fresh agent at most ``max_retries`` times
+(a timeout never: that is the test's own doing), then reported failed with the exit status
+and faulthandler's stack; a suite that lost more than half its agents, or ran out of
+restarts, runs its remaining tests on one agent; a test no agent can run is reported as
+failed, never dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Final, Protocol, final
+
+import pytest
+
+from .fleet import Fleet
+from .pools import AgentState, PoolState
+from .protocol import Shutdown
+from .replay import Ledger, Replayer
+from .runstate import AgentRecord, RunState
+from .scoreboard import crash_summary
+
+# Agents that die before running anything, this many in a row, end their suite's attempts.
+_FRUITLESS_CRASHES: Final = 3
+
+# Where a remote agent's coverage data goes: (agent id, {file name: content}, host root).
+CoverageSink = Callable[[str, dict[str, bytes], str], None]
+
+
+class Pools(Protocol):
+    """What recovery needs of the controller: its agents, and starting and feeding them."""
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def agent(self, agent_id: str) -> AgentState: ...
+
+    def agent_ended(self, agent: AgentState, *, crashed: bool = False) -> None: ...
+
+    def replace(self, pool: PoolState) -> bool: ...
+
+    def dispatch(self, agent: AgentState) -> None: ...
+
+
+@final
+class Recovery:
+    """The crash path of one run; every decision about dead agents and their tests."""
+
+    def __init__(
+        self,
+        pools: Pools,
+        *,
+        items: Sequence[pytest.Item],
+        run: RunState,
+        fleet: Fleet,
+        ledger: Ledger,
+        replayer: Replayer,
+        status_dir: Path,
+        max_restarts: int,
+        max_retries: int,
+        coverage_sink: CoverageSink | None,
+    ) -> None:
+        self._pools = pools
+        self._items = items
+        self._run = run
+        self._fleet = fleet
+        self._ledger = ledger
+        self._replayer = replayer
+        self._status_dir = status_dir
+        self._max_restarts = max_restarts
+        self._max_retries = max_retries
+        self._coverage_sink = coverage_sink
+        # Crash details per test that killed an agent, for its retry and its final report.
+        self._crashes: dict[int, list[str]] = {}
+
+    def agent_crashed(self, agent: AgentState, pool: PoolState, error: str) -> None:
+        """An agent died: blame the test it was running, requeue the rest, replace it."""
+        record = agent.record
+        record.crashed = True
+        how = agent.link.exit_detail(error)
+        record.exit_detail = f"{record.exit_detail}; {how}" if record.exit_detail else how
+        died_at = time.perf_counter()
+        if agent.stuck is not None:
+            running, why = agent.stuck
+        else:
+            running, why = self._fleet.read_slot(record.id, self._status_dir)[0], ""
+        if self._coverage_sink is not None:
+            # What a dead remote agent measured is still on its host, up to its last result.
+            files, root = self._fleet.remote_coverage(record.id)
+            if files:
+                self._coverage_sink(record.id, files, agent.host_root or root)
+        sent = list(agent.in_flight)
+        agent.in_flight.clear()
+        if running is None and sent and not self._fleet.sees_slot(record.id):
+            # No slot to read (a socket gateway): agents run in order, so the first test not
+            # reported is the likeliest culprit (or finished with its report still buffered).
+            running = sent[0]
+        victim = running if running in sent else None
+        # Tests before the victim ran, but their reports died in the agent's buffer.
+        requeue = [i for i in sent if i != victim]
+        self._pools.agent_ended(agent, crashed=True)
+        if victim is not None:
+            self._crashed_test(pool, victim, record, died_at, why)
+        if self._pools.stopping:
+            pool.queue.remove_agent(record.id)
+            return
+        pool.queue.requeue(requeue)
+        # Then what it had not been sent yet (remove_agent puts that in front itself, whole:
+        # adding it to ``requeue`` as well would run those tests twice).
+        pool.queue.remove_agent(record.id)
+        pool.crashed += 1
+        pool.fruitless = 0 if victim is not None else pool.fruitless + 1
+        if pool.queue.empty and not pool.retries:
+            return
+        if pool.fruitless >= _FRUITLESS_CRASHES:
+            if pool.agents:
+                # Its other agents carry on without replacements (a host dropped, say); the
+                # tests waiting for a fresh agent may run on any of them now.
+                pool.retries = deque((index, -math.inf) for index, _ in pool.retries)
+                for other in list(pool.agents):
+                    self._pools.dispatch(self._pools.agent(other))
+                return
+            self.give_up(pool, f"{pool.fruitless} agents died in a row before running a test")
+            return
+        if not pool.degraded and (
+            pool.crashed > pool.size / 2 or self._run.restarts >= self._max_restarts
+        ):
+            self._degrade(pool, f"{pool.crashed} of its agents died")
+        if pool.degraded and any(not self._pools.agent(a).shutdown_sent for a in pool.agents):
+            return  # the suite's single remaining agent carries on
+        self._run.restarts += 1
+        if not self._pools.replace(pool) and not pool.agents:
+            self.give_up(pool, "no agent could be started to run it")
+
+    def give_up(self, pool: PoolState, why: str) -> None:
+        """No agent is left for this suite: report what remains as failed, never drop it."""
+        leftovers = pool.queue.drain() + [index for index, _ in pool.retries]
+        pool.retries.clear()
+        for index in leftovers:
+            if self._ledger.record(index):
+                self._replayer.failure(self._items[index], f"not run: {why}", "controller")
+
+    def _degrade(self, pool: PoolState, why: str) -> None:
+        """The suite's remaining tests run on one agent, one after another.
+
+        Every crash there still reports (or retries) the test that caused it, so the suite
+        ends with every test reported; the restart budget no longer applies to it.
+        """
+        pool.degraded = True
+        self._run.mode = "degraded"
+        self._run.degraded[pool.work.name] = why
+        for agent_id in pool.agents:
+            agent = self._pools.agent(agent_id)
+            if not agent.shutdown_sent and not agent.finished:
+                agent.shutdown_sent = True
+                agent.link.send(Shutdown(drop_pending=True))
+
+    def _crashed_test(
+        self, pool: PoolState, index: int, record: AgentRecord, died_at: float, timeout: str
+    ) -> None:
+        traceback = crash_summary(
+            self._fleet.read_crash_log(record.id, self._status_dir), stuck=bool(timeout)
+        )
+        if timeout:
+            # A timeout is the test's own doing: reported at once, never retried.
+            if self._ledger.record(index):
+                self._replayer.failure(
+                    self._items[index],
+                    f"{timeout}; agent {record.id} (pid {record.pid}) was killed\n{traceback}",
+                    record.id,
+                )
+            return
+        detail = f"agent {record.id} (pid {record.pid}) {record.exit_detail}"
+        if traceback:
+            detail += f"\n{traceback}"
+        crashes = self._crashes.setdefault(index, [])
+        crashes.append(detail)
+        if len(crashes) <= self._max_retries and not self._pools.stopping:
+            # Retried once more, on an agent started after this death (a fresh one).
+            self._run.retries += 1
+            self._run.retried.append(self._items[index].nodeid)
+            pool.retries.append((index, died_at))
+            return
+        if self._ledger.record(index):
+            attempts = "\n\n".join(f"attempt {n}: {text}" for n, text in enumerate(crashes, 1))
+            self._replayer.failure(
+                self._items[index],
+                f"this test killed the agent running it ({len(crashes)} "
+                f"attempt{'s' if len(crashes) > 1 else ''}, never tried again):\n\n{attempts}",
+                record.id,
+            )
