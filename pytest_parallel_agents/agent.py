@@ -34,6 +34,7 @@ from .coverage_measure import Measurement, TestContexts, agent_data_file
 from .placement import place
 from .protocol import (
     PROTOCOL_VERSION,
+    AgentAlive,
     AgentFailed,
     AgentFinished,
     AgentReady,
@@ -93,6 +94,10 @@ def serve(channel: Channel) -> None:
     if not isinstance(start, StartSession) or start.protocol != PROTOCOL_VERSION:
         sender.send(AgentFailed(f"agent speaks protocol {PROTOCOL_VERSION}, got {start!r:.200}"))
         return
+    # Proof of life at once: a spawned agent's heartbeats start with its session object, after
+    # placement and a second of quiet, which a loaded machine can stretch past a short
+    # --agents-heartbeat while the agent is healthy.
+    sender.send(AgentAlive())
     if _forked is not None:
         _serve_forked(start, inbox, sender, _forked)
         return

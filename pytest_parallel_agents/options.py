@@ -10,10 +10,14 @@ from typing import Final, final
 
 import pytest
 
+from .agent_channel import HEARTBEAT_INTERVAL
 from .sharding import Shard, ShardError, parse_shard, shard_from_bazel, shard_from_ci
 from .suites import SuiteRule, SuiteRuleError, known_suites, parse_suite_rules
 from .transport import can_fork
 from .txspecs import TxSpec, TxSpecError, expand, parse_tx
+
+# Twice the agents' heartbeat interval: one late heartbeat must not kill an agent.
+_MIN_HEARTBEAT: Final = 2 * HEARTBEAT_INTERVAL
 
 GROUP: Final = "parallel-agents"
 DEFAULT_ITEMS: Final = 5
@@ -314,10 +318,7 @@ def load_settings(config: pytest.Config) -> Settings:
         timeout=_seconds(
             option.agents_timeout or _ini(config, "agents_timeout"), "--agents-timeout"
         ),
-        heartbeat=_seconds(
-            option.agents_heartbeat or _ini(config, "agents_heartbeat"), "--agents-heartbeat"
-        )
-        or 30.0,
+        heartbeat=_heartbeat(option.agents_heartbeat or _ini(config, "agents_heartbeat")),
         retries=_default(
             _count(option.agents_retries or _ini(config, "agents_retries"), "--agents-retries"), 1
         ),
@@ -401,6 +402,19 @@ def _seconds(raw: str | None, name: str) -> float | None:
         value = -1.0
     if not value > 0 or value == float("inf"):
         raise pytest.UsageError(f"{name} expects a number of seconds > 0, got {raw!r}")
+    return value
+
+
+def _heartbeat(raw: str | None) -> float:
+    value = _seconds(raw, "--agents-heartbeat")
+    if value is None:
+        return 30.0
+    if value < _MIN_HEARTBEAT:
+        # Agents prove they live once a second: a shorter limit kills healthy ones.
+        raise pytest.UsageError(
+            f"--agents-heartbeat expects at least {_MIN_HEARTBEAT:g} seconds "
+            f"(agents send a heartbeat every {HEARTBEAT_INTERVAL:g} s), got {raw!r}"
+        )
     return value
 
 

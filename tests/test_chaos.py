@@ -328,7 +328,7 @@ def test_heartbeat_kills_an_agent_stuck_outside_tests(pytester: pytest.Pytester)
         "--agents=2",
         "--agents-items=1",
         "--agents-start=spawn",
-        "--agents-heartbeat=1.5",
+        "--agents-heartbeat=2.5",
         "--agents-metrics=m.json",
     )
     assert time.monotonic() - start < 60

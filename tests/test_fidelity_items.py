@@ -791,8 +791,9 @@ def _usage_error(result: pytest.RunResult) -> str:
         (("--agents", "2", "--agents-items", "0"), "--agents-items expects a whole number*'0'"),
         (("--agents", "2", "--agents-suite", "nosuch"), "*unknown suite 'nosuch'*"),
         (("--agents", "2", "--agents-metrics", "/nonexistent/dir/m.json"), "*/nonexistent/dir*"),
+        (("--agents", "2", "--agents-heartbeat", "1.5"), "*--agents-heartbeat*at least 2 *'1.5'"),
     ],
-    ids=["negative", "word", "items-zero", "unknown-suite", "metrics-dir"],
+    ids=["negative", "word", "items-zero", "unknown-suite", "metrics-dir", "heartbeat-too-short"],
 )
 def test_bad_options_are_usage_errors(
     pytester: pytest.Pytester, args: tuple[str, ...], expected: str

@@ -25,6 +25,9 @@ from helpers import (
     wait_until_gone,
 )
 
+from pytest_parallel_agents.protocol import PROTOCOL_VERSION, AgentAlive, Shutdown, StartSession
+from pytest_parallel_agents.transport import Transport
+
 START_METHODS = pytest.mark.parametrize("start", ["fork", "spawn"])
 
 
@@ -303,3 +306,38 @@ def test_ctrl_c_stops_everything(pytester: pytest.Pytester, start: str, target: 
     assert "KeyboardInterrupt" in text, text
     assert "INTERNALERROR" not in text, text
     _assert_no_agent_left(pytester, started)
+
+
+def test_a_spawned_agent_proves_it_lives_as_soon_as_it_has_its_start(tmp_path: Path) -> None:
+    """Its first word is AgentAlive, before placement and pytest's start-up: a short heartbeat
+    must not see a healthy agent that is still importing as silent (it used to speak only
+    after its session object existed, and then after a second of quiet)."""
+    (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")
+    transport = Transport()
+    try:
+        (link,) = transport.start([("unit-0", "popen")])
+        link.send(
+            StartSession(
+                protocol=PROTOCOL_VERSION,
+                agent_id="unit-0",
+                suite="unit",
+                run_id="r",
+                total_agents=1,
+                args=("-p", "no:cacheprovider", str(tmp_path)),
+                invocation_dir=str(tmp_path),
+                sys_path=tuple(sys.path),
+                basetemp=str(tmp_path / "basetemp"),
+                tests=(0,),
+                nodeids=("test_one.py::test_one",),
+                files=(str(tmp_path / "test_one.py"),),
+                forward_output=False,
+                parent_pid=os.getpid(),
+                status_dir=str(tmp_path),
+                coverage=None,
+            )
+        )
+        agent_id, first = transport.events.get(timeout=60)
+        assert (agent_id, first) == ("unit-0", AgentAlive())
+        link.send(Shutdown(drop_pending=True))
+    finally:
+        transport.stop_all()
