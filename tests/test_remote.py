@@ -295,6 +295,61 @@ def test_suite_bound_to_a_host(pytester: pytest.Pytester, sshd: SshServer) -> No
     assert {h for a, h in hosts.items() if a.startswith("unit")} == {"popen"}
 
 
+def test_a_freed_ssh_slot_goes_to_a_suite_still_running(
+    pytester: pytest.Pytester, sshd: SshServer
+) -> None:
+    """Pool growth over ssh: the slot a finished suite frees on the host is reserved for, and
+    starts, one more agent of the suite still running there."""
+    pytester.makeini(
+        """
+        [pytest]
+        agents_suites =
+            quick: path=test_quick.py
+            unit: path=test_slow.py
+        """
+    )
+    _write(
+        pytester.path,
+        {
+            "test_quick.py": """
+                def test_q():
+                    pass
+            """,
+            "test_slow.py": """
+                import os
+                import time
+                import pytest
+
+                @pytest.mark.parametrize("n", range(24))
+                def test_s(n):
+                    assert "SSH_CONNECTION" in os.environ
+                    time.sleep(0.4)
+            """,
+        },
+    )
+    spec = sshd.spec(sys.executable, chdir=str(pytester.path))
+    metrics_path = pytester.path / "m.json"
+    result = pytester.runpytest(
+        *QUIET_PLUGINS,
+        "--agents-tx",
+        f"2*{spec}",
+        f"--agents-metrics={metrics_path}",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=25)
+    metrics = read_metrics(metrics_path)
+    assert metrics["lost"] == [] and metrics["duplicates"] == [], metrics
+    assert metrics["suites"]["unit"]["agents_added"] == 1, metrics["suites"]
+    agents = {a["id"]: a for a in metrics["agents"]}
+    assert sorted(agents) == ["quick-0", "unit-0", "unit-1"], agents
+    assert {a["host"] for a in agents.values()} == {"ssh=agents-test"}
+    assert agents["unit-1"]["tests"] >= 2 and not agents["unit-1"]["crashed"], agents
+    assert agents["unit-0"]["tests"] + agents["unit-1"]["tests"] == 24, agents
+    assert not _run_dir(metrics).exists()
+
+
 def test_host_functions_can_be_sent(tmp_path: Path) -> None:
     """execnet sends these functions' source: no globals, no comprehensions (nested scopes)."""
     from pytest_parallel_agents import hosts
