@@ -12,8 +12,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 
-__all__ = ["calibrate", "measure"]
+__all__ = ["calibrate", "measure", "paired_shares"]
 
 _LOOP = "n = {n}\ns = 0\nfor i in range(n):\n    s += i * i\n"
 
@@ -58,3 +59,25 @@ if __name__ == "__main__":
     loops = calibrate()
     alone, together, ratio = measure(loops)
     print(f"one process {alone:.2f} s, two at once {together:.2f} s: {ratio:.2f}x throughput")
+
+
+def paired_shares(
+    plain: Mapping[int, float],
+    variant: Mapping[int, float],
+    capacity: Sequence[float],
+    startup: float,
+) -> list[float]:
+    """Each repetition's speed-up (start-up excluded) over that repetition's own capacity.
+
+    ``plain`` and ``variant`` map a repetition (1-based) to its wall seconds; ``capacity`` is
+    the probe of each repetition, in order. Pairing keeps a probe that met a busy minute from
+    judging runs that did not: this machine's probe alone varies ~2x within one run.
+    A repetition missing either run, or with a wall at or below the start-up, is left out.
+    """
+    shares = []
+    for rep, wall in sorted(variant.items()):
+        base = plain.get(rep)
+        if base is None or rep > len(capacity) or wall <= startup or capacity[rep - 1] <= 0:
+            continue
+        shares.append((base - startup) / (wall - startup) / capacity[rep - 1])
+    return shares

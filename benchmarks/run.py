@@ -588,6 +588,23 @@ def suite_table(
     return lines
 
 
+def _paired_capacity(suite_runs: list[Run], capacities: list[float]) -> list[str]:
+    """ "variant NN%" for each N = 2 variant: the median of its reps' shares of capacity."""
+    ok = [r for r in suite_runs if r.status == "ok"]
+    startups = [r.wall_s for r in ok if r.kind == "fixed"]
+    plain = {r.rep: r.wall_s for r in ok if r.kind == "plain"}
+    if not startups or not plain:
+        return []
+    startup = statistics.median(startups)
+    cells = []
+    for name in dict.fromkeys(r.variant for r in ok if r.n == 2 and r.kind != "plain"):
+        walls = {r.rep: r.wall_s for r in ok if r.variant == name}
+        shares = capacity.paired_shares(plain, walls, capacities, startup)
+        if shares:
+            cells.append(f"{name} {statistics.median(shares):.0%}")
+    return cells
+
+
 def _load_range(runs: list[Run]) -> str:
     loads = [r.load1_after for r in runs if r.load1_after is not None]
     if not loads:
@@ -936,6 +953,12 @@ def main(argv: list[str] | None = None) -> int:
             measured = state.setdefault("capacity", {})
             assert isinstance(measured, dict)
             measured[suite] = capacities
+            paired = _paired_capacity(suite_runs, capacities)
+            if paired:
+                note.append(
+                    "Paired per repetition (each rep's speed-up over its own capacity probe), "
+                    "medians at N = 2: " + ", ".join(paired) + "."
+                )
         notes[suite] = [line for paragraph in note for line in (paragraph, "")]
         table = suite_table(rows, sleep_info, capacity_x)
         failures = [r for r in suite_runs if r.status in ("fail", "timeout")]
