@@ -504,7 +504,6 @@ class AgentSession:
         self._buffer.close()
 
 
-# Attributes every TestReport has; a report with any other (wasxfail, a plugin's) is not plain.
 # Attributes every TestReport has (pytest 9 keeps the node id as "_id"); a report with any
 # other attribute (wasxfail, a plugin's) is not plain.
 _PLAIN_ATTRS: Final = frozenset(
