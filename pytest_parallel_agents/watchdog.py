@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final, final
 
@@ -84,19 +84,40 @@ class Watchdog:
             agent.record.exit_detail = f"stopped answering: {why}"
         agent_id, pid = agent.record.id, agent.record.pid
         if hasattr(signal, "SIGUSR1") and self._fleet.signal(agent_id, pid, signal.SIGUSR1):
-            self._await_dump(agent_id)
+            process = agent.link.process
+            await_dump(
+                lambda: len(self._fleet.read_crash_log(agent_id, self._status_dir)),
+                lambda: process is None or process.poll() is None,
+            )
         if not self._fleet.signal(agent_id, pid, signal.SIGKILL):
             # Nothing to signal (a socket gateway): ending the gateway is all there is.
             if agent.link.process is not None:
                 agent.link.process.kill()
             self._transport.stop(agent_id)
 
-    def _await_dump(self, agent_id: str) -> None:
-        deadline = time.monotonic() + _DUMP_GRACE
-        size = -1
-        while time.monotonic() < deadline:
-            time.sleep(_DUMP_POLL)
-            now = len(self._fleet.read_crash_log(agent_id, self._status_dir))
-            if now and now == size:
-                return
-            size = now
+
+def await_dump(
+    dumped: Callable[[], int],
+    alive: Callable[[], bool],
+    *,
+    grace: float = _DUMP_GRACE,
+    poll: float = _DUMP_POLL,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Wait until the stack dump stopped growing (True), the agent died, or ``grace`` ran out.
+
+    ``dumped`` is the log's size so far; ``alive`` whether the agent still runs: one that
+    died of the signal (no handler armed yet: SIGUSR1's default ends a process) writes none.
+    """
+    deadline = clock() + grace
+    size = -1
+    while clock() < deadline:
+        sleep(poll)
+        now = dumped()
+        if now and now == size:
+            return True
+        if not alive():
+            return False
+        size = now
+    return False
