@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import IO, Any, Final, Protocol, final
 
 from .protocol import (
+    HEARTBEAT_INTERVAL,
     AgentAlive,
     Command,
     Event,
@@ -27,8 +28,6 @@ from .protocol import (
 _FLUSH_DELAY: Final = 0.01
 # How long they wait at most when a long test keeps the test thread from sending them.
 _BACKSTOP: Final = 0.05
-# A quiet agent says it is alive this often; the controller gives up after several missed.
-HEARTBEAT_INTERVAL: Final = 1.0
 
 
 class Channel(Protocol):

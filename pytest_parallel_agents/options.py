@@ -10,7 +10,7 @@ from typing import Final, final
 
 import pytest
 
-from .agent_channel import HEARTBEAT_INTERVAL
+from .protocol import HEARTBEAT_INTERVAL
 from .sharding import Shard, ShardError, parse_shard, shard_from_bazel, shard_from_ci
 from .suites import SuiteRule, SuiteRuleError, known_suites, parse_suite_rules
 from .transport import can_fork

@@ -10,6 +10,10 @@ from typing import Any, Final, TypeAlias
 # Bumped whenever a message gains, loses or changes a field; both sides check it at start-up.
 PROTOCOL_VERSION: Final = 3
 
+# A quiet agent sends AgentAlive this often; the controller's --agents-heartbeat must allow
+# for a late one, so it is at least twice this.
+HEARTBEAT_INTERVAL: Final = 1.0
+
 # What execnet can carry: these builtins nested in tuples, lists and dicts.
 Wire: TypeAlias = Any
 SerializedReport: TypeAlias = dict[str, Any]
