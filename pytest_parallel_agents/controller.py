@@ -256,7 +256,7 @@ class Controller:
         running = [
             view
             for pool in self._pools.values()
-            if (view := pool.growth_view([self._agents[a].record for a in pool.agents], budget))
+            if (view := pool.growth_view(self._run.agents, budget))
         ]
         for name, count in grow(running, free).items():
             pool = self._pools[name]

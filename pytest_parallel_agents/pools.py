@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, final
 
@@ -85,17 +86,20 @@ class PoolState:
         """Whether the pool holds a retry this agent may run (it started after that crash)."""
         return any(agent.record.started_at > died_at for _, died_at in self.retries)
 
-    def growth_view(self, agents: list[AgentRecord], budget: int) -> RunningPool | None:
-        """The pool as ``sizing.grow`` weighs it; None while it cannot grow (or need not)."""
+    def growth_view(self, records: Mapping[str, AgentRecord], budget: int) -> RunningPool | None:
+        """The pool as ``sizing.grow`` weighs it; None while it cannot grow (or need not).
+
+        ``records`` are the run's agent records by id (the pool's agents among them).
+        """
         pending = self.queue.total_pending
         if self.degraded or not self.done_tests or not pending:
             return None
-        starts = [s for record in agents if (s := record.spawn_seconds) is not None]
+        starts = [s for a in self.agents if (s := records[a].spawn_seconds) is not None]
         if not starts:
             return None  # no start-up measured yet to weigh its share against
         return RunningPool(
             self.work.name,
-            len(agents),
+            len(self.agents),
             pending,
             self.queue.pending_units,
             pending * self.busy / self.done_tests,

@@ -18,11 +18,16 @@ def _pool(tests: int = 10, agents: int = 2, **plan: int) -> PoolState:
     return PoolState(work, SuiteQueue(units, names, durations_known=False), agents, suite)
 
 
-def _record(spawn: float | None) -> AgentRecord:
-    record = AgentRecord("unit-0", "unit", "local", started_at=10.0)
-    if spawn is not None:
-        record.ready_at = 10.0 + spawn
-    return record
+def _records(pool: PoolState, *spawns: float | None) -> dict[str, AgentRecord]:
+    """The pool's agents (unit-0, unit-1, ...), started with these start-up times."""
+    records = {}
+    for n, spawn in enumerate(spawns):
+        record = AgentRecord(f"unit-{n}", "unit", "local", started_at=10.0)
+        if spawn is not None:
+            record.ready_at = 10.0 + spawn
+        records[record.id] = record
+        pool.agents.add(record.id)
+    return records
 
 
 @pytest.mark.parametrize(
@@ -52,7 +57,7 @@ def test_the_growth_view_carries_what_was_measured_and_the_suites_formula() -> N
     pool.done_tests, pool.busy = 4, 2.0
     for _ in range(4):  # four tests done: six remain in the queue
         pool.queue.take("unit-0", 1, steal=False)
-    view = pool.growth_view([_record(0.2), _record(0.4)], budget=4)
+    view = pool.growth_view(_records(pool, 0.2, 0.4), budget=4)
     assert view is not None
     assert view.start_seconds == pytest.approx(0.3)  # the mean of its agents' start-ups
     assert view == RunningPool("unit", 2, 6, 6, 3.0, view.start_seconds, 4, 2, 4)
@@ -68,7 +73,7 @@ def test_a_pool_does_not_grow_without_measurements_or_once_degraded(
 ) -> None:
     pool = _pool()
     pool.degraded, pool.done_tests, pool.busy = degraded, done, 1.0
-    assert pool.growth_view([_record(spawn)], budget=4) is None
+    assert pool.growth_view(_records(pool, spawn), budget=4) is None
 
 
 def test_a_pool_with_nothing_pending_does_not_grow() -> None:
@@ -77,4 +82,4 @@ def test_a_pool_with_nothing_pending_does_not_grow() -> None:
     pool.queue.take("unit-0", 2, steal=True)
     pool.queue.take("unit-1", 2, steal=True)
     assert pool.queue.total_pending == 0
-    assert pool.growth_view([_record(0.2)], budget=4) is None
+    assert pool.growth_view(_records(pool, 0.2), budget=4) is None
