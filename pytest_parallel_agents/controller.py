@@ -37,7 +37,7 @@ from .protocol import (
 from .recovery import CoverageSink, Recovery
 from .replay import Ledger, Replayer
 from .runstate import AgentRecord, RunState
-from .scheduling import SuiteQueue, hold_limit
+from .scheduling import SuiteQueue, hold_limit, refill
 from .sizing import Plan, SuitePlan, grow
 from .transport import FORK, Transport
 from .txspecs import TxSpec
@@ -412,9 +412,9 @@ class Controller:
             return
         pool = self._pools[agent.suite]
         limit = hold_limit(pool.window(), pool.queue.total_pending, max(1, len(pool.agents)))
-        if len(agent.in_flight) > limit // 2:
+        want = refill(len(agent.in_flight), limit)
+        if not want:
             return
-        want = limit - len(agent.in_flight)
         batch: list[int] = []
         while pool.retries and agent.record.started_at > pool.retries[0][1]:
             batch.append(pool.retries.popleft()[0])

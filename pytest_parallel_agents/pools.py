@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, final
+from typing import final
 
 from .runstate import AgentRecord
-from .scheduling import SuiteQueue, WorkUnit
+from .scheduling import MAX_WINDOW, MIN_WINDOW, SuiteQueue, WorkUnit, window_for
 from .sizing import RunningPool, SuitePlan
 from .transport import AgentLink
 
-# Tests an agent should hold before it needs more; refilled at half, so it never waits.
-MIN_WINDOW: Final = 2
-MAX_WINDOW: Final = 256
-# Predicted seconds of work an agent should hold: enough to hide one round trip.
-_WINDOW_SECONDS: Final = 0.25
+__all__ = ["MAX_WINDOW", "MIN_WINDOW", "AgentState", "PoolState", "SuiteWork"]
 
 
 @final
@@ -73,14 +68,7 @@ class PoolState:
 
     def window(self) -> int:
         """How many tests each agent of the pool should hold, from its measured mean."""
-        if self.degraded:
-            return MIN_WINDOW
-        if not self.done_tests:
-            return 4
-        mean = self.busy / self.done_tests
-        if mean <= 0:
-            return MAX_WINDOW
-        return max(MIN_WINDOW, min(MAX_WINDOW, math.ceil(_WINDOW_SECONDS / mean) * 2))
+        return MIN_WINDOW if self.degraded else window_for(self.done_tests, self.busy)
 
     def retries_for(self, agent: AgentState) -> bool:
         """Whether the pool holds a retry this agent may run (it started after that crash)."""

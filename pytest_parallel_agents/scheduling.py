@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 from collections.abc import Callable, MutableSequence, Sequence
 from dataclasses import dataclass
-from typing import Any, final
+from typing import Any, Final, final
 
-__all__ = ["SuiteQueue", "WorkUnit", "hold_limit", "longest_first"]
+__all__ = [
+    "MAX_WINDOW",
+    "MIN_WINDOW",
+    "SuiteQueue",
+    "WorkUnit",
+    "hold_limit",
+    "longest_first",
+    "refill",
+    "window_for",
+]
+
+# Tests an agent should hold before it needs more; refilled at half, so it never waits.
+MIN_WINDOW: Final = 2
+MAX_WINDOW: Final = 256
+# Predicted seconds of work an agent should hold: enough to hide one round trip.
+_WINDOW_SECONDS: Final = 0.25
 
 
 @final
@@ -31,6 +47,18 @@ class WorkUnit:
             raise ValueError(f"predicted seconds must be >= 0, got {self.predicted}")
 
 
+def window_for(done_tests: int, busy_seconds: float) -> int:
+    """How many tests an agent should hold, from its pool's mean test time so far."""
+    if done_tests < 0 or not busy_seconds >= 0:
+        raise ValueError(f"bad arguments: done_tests={done_tests}, busy_seconds={busy_seconds}")
+    if not done_tests:
+        return 4
+    held = _WINDOW_SECONDS * done_tests / busy_seconds if busy_seconds else math.inf
+    if held >= MAX_WINDOW:  # also tests too quick to measure (and no ceil of infinity)
+        return MAX_WINDOW
+    return max(MIN_WINDOW, min(MAX_WINDOW, math.ceil(held) * 2))
+
+
 def hold_limit(window: int, pending: int, agents: int) -> int:
     """How many dispatched, unfinished tests an agent may hold.
 
@@ -43,6 +71,14 @@ def hold_limit(window: int, pending: int, agents: int) -> int:
     if window < 2 or pending < 0 or agents < 1:
         raise ValueError(f"bad arguments: window={window}, pending={pending}, agents={agents}")
     return max(2, min(window, -(-pending // agents)))
+
+
+def refill(held: int, limit: int) -> int:
+    """How many tests to send an agent that holds ``held``: none while it holds more than
+    half its limit (it is not close to waiting), else enough to reach the limit."""
+    if held < 0 or limit < 2:
+        raise ValueError(f"bad arguments: held={held}, limit={limit}")
+    return 0 if held > limit // 2 else limit - held
 
 
 def _first(unit: WorkUnit) -> int:

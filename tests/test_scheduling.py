@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_parallel_agents.scheduling import SuiteQueue, WorkUnit, hold_limit
+from pytest_parallel_agents.scheduling import SuiteQueue, WorkUnit, hold_limit, refill, window_for
 
 
 def singles(count: int, predicted: float = 1.0) -> list[WorkUnit]:
@@ -430,6 +430,27 @@ def test_hold_limit_is_the_window_until_the_even_share_is_smaller(
 
 def test_hold_limit_shrinks_to_two_at_the_end() -> None:
     assert [hold_limit(20, pending, 2) for pending in (100, 30, 9, 3, 0)] == [20, 15, 5, 2, 2]
+
+
+@given(held=st.integers(0, 300), limit=st.integers(2, 256))
+def test_an_agent_is_topped_up_to_its_limit_once_it_is_down_to_half(held: int, limit: int) -> None:
+    want = refill(held, limit)
+    if held > limit // 2:
+        assert want == 0  # far from waiting: no message for a test or two
+    else:
+        assert held + want == limit
+        assert held + want >= 2  # it always knows the test after the one it runs
+
+
+def test_window_and_refill_reject_nonsense() -> None:
+    for call in (
+        lambda: refill(-1, 4),
+        lambda: refill(0, 1),
+        lambda: window_for(-1, 0.0),
+        lambda: window_for(3, float("nan")),
+    ):
+        with pytest.raises(ValueError, match="bad arguments"):
+            call()
 
 
 @pytest.mark.parametrize(("window", "pending", "agents"), [(1, 5, 2), (4, -1, 2), (4, 5, 0)])
