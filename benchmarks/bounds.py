@@ -88,8 +88,9 @@ def queue_schedule(
     ``durations`` and ``scopes`` (each test's module) are in collection order; ``known``
     says whether the queue is given the durations (LPT) or plans without (chunks). The
     controller's rules, from ``controller.Controller.dispatch``: each agent holds up to
-    ``hold_limit`` tests, topped up by ``refill`` when it reports; it always holds two (it
-    runs a test only once it knows the next one) and steals only when it runs dry.
+    ``hold_limit`` tests, topped up by ``refill`` and ``SuiteQueue.top_up`` when it
+    reports; it always holds two (it runs a test only once it knows the next one) and
+    steals only when it runs dry.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -107,12 +108,8 @@ def queue_schedule(
     def dispatch(agent: str) -> None:
         mine = held[agent]
         want = refill(len(mine), hold_limit(window_for(done, busy), queue.total_pending, n))
-        while want > 0 or len(mine) < 2:
-            taken = queue.take(agent, max(1, want), steal=len(mine) < 2)
-            if not taken:
-                return
-            want -= len(taken)
-            mine.extend(taken)
+        if want:
+            mine.extend(queue.top_up(agent, len(mine), want))
 
     ticket = itertools.count()  # orders agents that end at the same moment
     ends: list[tuple[float, int, str]] = []

@@ -419,15 +419,9 @@ class Controller:
         while pool.retries and agent.record.started_at > pool.retries[0][1]:
             batch.append(pool.retries.popleft()[0])
             want -= 1
-        while want > 0 or len(agent.in_flight) + len(batch) < 2:
-            # Stealing only when running dry: filling a window by stealing would take work
-            # from agents about to start, and scatter this agent over the collection.
-            dry = len(agent.in_flight) + len(batch) < 2
-            taken = pool.queue.take(agent.record.id, max(1, want), steal=dry)
-            if not taken:
-                break
-            want -= len(taken)
-            batch.extend(i for i in taken if not self._ledger.done(i))
+        batch += pool.queue.top_up(
+            agent.record.id, len(agent.in_flight) + len(batch), want, skip=self._ledger.done
+        )
         if batch:
             agent.in_flight.extend(batch)
             agent.last_dispatch = time.time()

@@ -214,12 +214,39 @@ class SuiteQueue:
         except KeyError:
             raise KeyError(f"unknown agent {agent!r}") from None
 
-    def take(self, agent: str, max_tests: int, *, steal: bool = True) -> list[int]:
+    def top_up(
+        self,
+        agent: str,
+        held: int,
+        want: int,
+        skip: Callable[[int], bool] = lambda test: False,
+    ) -> list[int]:
+        """Up to ``want`` more tests for an agent that holds ``held`` (``refill`` says how
+        many), and in any case enough that it holds two while tests are pending anywhere:
+        an agent runs a test only once it knows the next one. It steals only then, when it
+        runs dry; stealing to fill a window would take work from agents about to start and
+        scatter this one over the collection. Tests for which ``skip`` is true (already
+        reported) are dropped from the batch and not counted as held.
+        """
+        batch: list[int] = []
+        while want > 0 or held + len(batch) < 2:
+            holding = held + len(batch)
+            taken = self.take(agent, max(1, want), steal=holding < 2, follower=holding == 1)
+            if not taken:
+                break
+            want -= len(taken)
+            batch.extend(test for test in taken if not skip(test))
+        return batch
+
+    def take(
+        self, agent: str, max_tests: int, *, steal: bool = True, follower: bool = False
+    ) -> list[int]:
         """The next tests for ``agent``: whole units, at least one if any is pending anywhere.
 
         Units come from the front queue, then the agent's own pending units, then (only
         when ``steal`` and the agent has nothing of its own) stolen ones; more units are
-        added while the batch stays within ``max_tests``.
+        added while the batch stays within ``max_tests``. ``follower``: the agent is running
+        a test and steals only the one to run after it (see ``_steal``).
         """
         if max_tests < 1:
             raise ValueError(f"max_tests must be >= 1, got {max_tests}")
@@ -231,7 +258,7 @@ class SuiteQueue:
             self._count -= len(batch)
             return batch
         _fill(batch, own, max_tests)
-        if not batch and steal and self._steal(agent):
+        if not batch and steal and self._steal(agent, follower=follower):
             _fill(batch, own, max_tests)
         self._count -= len(batch)
         if batch:
@@ -243,23 +270,31 @@ class SuiteQueue:
                 self._current[agent] = scope
         return batch
 
-    def _steal(self, thief: str) -> bool:
+    def _steal(self, thief: str, *, follower: bool = False) -> bool:
         """Move the tail half of the busiest agent's pending units to ``thief``.
 
         Forward steals come first: units after everything the thief has had, so it keeps
         moving through the collection in order and does not re-enter a module it left
         (whose fixtures would be set up again). Only when no agent has such units does the
         thief go back, since an idle agent beside pending work is worse.
+
+        A ``follower`` waits behind the test the thief is running. With durations known it
+        is the one shortest unit among those tails, not a half: LPT gives a long test an
+        agent of its own, and that agent, stealing half of the busiest share to know its
+        next test, took the other long test and ran both in a row.
         """
         last = self._last.get(thief, -1)
         left = self._visited.get(thief, set()) - {self._current.get(thief, "")}
         others = {a: u for a, u in self._own.items() if a != thief and u}
         candidates: dict[str, list[WorkUnit]] = {}
-        for keep in (
+        shortest = follower and self._durations_known
+        filters: list[Callable[[WorkUnit], bool]] = [
             lambda u: _first(u) > last and u.scope not in left,  # onwards, into new scopes
             lambda u: u.scope not in left,  # backwards, still never into a scope it left
             lambda u: True,  # anything: an idle agent beside pending work is worse
-        ):
+        ]
+        # Onwards matters less than what the follower costs: it waits behind a running test.
+        for keep in filters[1:] if shortest else filters:
             candidates = {
                 a: kept for a, units in others.items() if (kept := list(filter(keep, units)))
             }
@@ -272,6 +307,14 @@ class SuiteQueue:
         pool = candidates[victim]
         # The tail: the victim is about to run its head, with its fixtures warm.
         stolen = pool[-((len(pool) + 1) // 2) :]
+        if shortest:
+            tails = [(a, units[-((len(units) + 1) // 2) :]) for a, units in candidates.items()]
+            # The shortest; among equals the busiest victim's, and the last in its order.
+            victim, unit = min(
+                ((a, u) for a, tail in tails for u in reversed(tail)),
+                key=lambda pair: (pair[1].predicted, pair[0] != victim),
+            )
+            stolen = [unit]
         taken = set(map(id, stolen))
         self._own[victim] = [u for u in self._own[victim] if id(u) not in taken]
         own = self._own[thief]

@@ -89,6 +89,65 @@ def test_a_durations_file_wins_over_the_cache(pytester: pytest.Pytester, project
     result.stdout.fnmatch_lines(["budget 2, peak 2 agents, 1 wave(s), parallel"])
 
 
+# Two tests known to be long among quick ones, at four agents: LPT gives each long test an
+# agent of its own, and that agent needs a second test before it may start its first.
+TWO_LONG = """
+import os
+import time
+
+import pytest
+
+
+def _note(name):
+    with open(os.environ["RAN_LOG"], "a") as log:
+        log.write(f"{os.environ['PYTEST_AGENT_ID']} {name}\\n")
+
+
+def test_long_a():
+    time.sleep(1.0)
+    _note("long_a")
+
+
+@pytest.mark.parametrize("i", range(20))
+def test_quick(i):
+    _note(f"quick{i}")
+
+
+def test_long_b():
+    time.sleep(1.0)
+    _note("long_b")
+"""
+
+
+def test_two_long_tests_of_known_duration_run_side_by_side(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = pytester.path / "ran.log"
+    monkeypatch.setenv("RAN_LOG", str(log))
+    pytester.makepyfile(test_two=TWO_LONG)
+    durations = {f"test_two.py::test_quick[{i}]": 0.01 for i in range(20)}
+    durations |= {"test_two.py::test_long_a": 1.0, "test_two.py::test_long_b": 1.0}
+    (pytester.path / "durations.json").write_text(json.dumps(durations))
+    result = pytester.runpytest(
+        *QUIET_PLUGINS,
+        "--agents",
+        "4",
+        "--agents-items",
+        "1",
+        "--agents-min-items",
+        "1",
+        "--agents-durations",
+        "durations.json",
+    )
+    result.assert_outcomes(passed=22)
+    ran = _runs(log)
+    where = {name: agent for agent, name in ran}
+    # The agent given one long test used to steal the other as the test to run after it.
+    assert where["long_a"] != where["long_b"]
+    for name in ("long_a", "long_b"):
+        assert next(n for a, n in ran if a == where[name]) == name  # each agent starts with it
+
+
 def test_shards_never_use_the_cache(pytester: pytest.Pytester, project: Path) -> None:
     # Each CI job has a cache of its own: a split by it would differ between jobs.
     pytester.runpytest(*QUIET_PLUGINS, *PARALLEL).assert_outcomes(passed=8)

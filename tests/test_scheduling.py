@@ -197,6 +197,40 @@ def test_stolen_units_beyond_max_tests_stay_with_the_thief() -> None:
     assert queue.pending("b") == 2
 
 
+def test_a_long_tests_follower_is_a_short_test_not_the_other_long_one() -> None:
+    # LPT gives each 10 s test an agent of its own; the agent must know the test after its
+    # first before it starts, and stealing half of the busiest share (the other agent's
+    # 10 s test, not started yet) ran both long tests in a row: twice the run.
+    units = [WorkUnit((i,), 0.1) for i in range(100)]
+    units += [WorkUnit((100,), 10.0), WorkUnit((101,), 10.0)]
+    queue = SuiteQueue(units, ["a", "b", "c", "d"], durations_known=True)
+    first = queue.top_up("a", held=0, want=3)
+    second = queue.top_up("b", held=0, want=3)
+    assert {first[0], second[0]} == {100, 101}
+    assert first[1:] and second[1:]
+    assert all(test < 100 for test in first[1:] + second[1:])
+
+
+def test_a_follower_is_the_shortest_unit_of_the_victims_tails() -> None:
+    durations = [5.0, 2.0, 1.5, 1.0, 0.5]
+    units = [WorkUnit((i,), seconds) for i, seconds in enumerate(durations)]
+    queue = SuiteQueue(units, ["a", "b"], durations_known=True)
+    # LPT: a gets 5; b gets 2, 1.5, 1 and 0.5 (5 s too).
+    assert queue.take("a", 10) == [0]
+    assert queue.pending("b") == 4
+    # b's tail half is 1 and 0.5: the follower is the 0.5, and only it moves.
+    assert queue.take("a", 10, steal=True, follower=True) == [4]
+    assert queue.pending("b") == 3
+    assert queue.pending("a") == 0
+
+
+def test_without_durations_a_follower_still_steals_half() -> None:
+    queue = SuiteQueue(singles(8), ["a", "b"], durations_known=False)
+    assert queue.take("a", 4) == [0, 1, 2, 3]
+    assert queue.take("a", 1, steal=True, follower=True) == [6]
+    assert queue.pending("a") == 1  # the rest of the stolen half stays with the thief
+
+
 # -- requeue / agents --------------------------------------------------------
 
 
@@ -324,6 +358,30 @@ def test_random_draining_returns_every_test_once(
     flat = [t for b in batches for t in b]
     assert sorted(flat) == sorted(t for u in units for t in u.tests)
     _check_units_whole(units, batches)
+
+
+@settings(max_examples=200, deadline=None)
+@given(units=_units(), agents=_agent_names, known=st.booleans(), script=_script)
+def test_topping_up_hands_out_every_test_once_and_keeps_two_held(
+    units: list[WorkUnit], agents: list[str], known: bool, script: list[tuple[int, int]]
+) -> None:
+    queue = SuiteQueue(units, agents, durations_known=known)
+    batches: list[list[int]] = []
+    for step in itertools.count():
+        if queue.empty:
+            break
+        position, want = script[step % len(script)]
+        # An agent holding two steals nothing: every few steps one has run dry.
+        held = want % 3 if step % 4 else 0
+        pending = queue.total_pending
+        batch = queue.top_up(agents[position % len(agents)], held, want)
+        assert held + len(batch) >= min(2, held + pending)
+        if held >= 2:
+            assert len(batch) <= want + max(len(u.tests) for u in units) - 1
+        batches.append(batch)
+    flat = [t for b in batches for t in b]
+    assert sorted(flat) == sorted(t for u in units for t in u.tests)
+    _check_units_whole(units, [b for b in batches if b])
 
 
 @settings(max_examples=200, deadline=None)
