@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 
 from pytest_parallel_agents.scheduling import (
+    MIN_RECLAIM,
     SuiteQueue,
     WorkUnit,
     hold_limit,
@@ -87,10 +88,12 @@ def queue_schedule(
 
     ``durations`` and ``scopes`` (each test's module) are in collection order; ``known``
     says whether the queue is given the durations (LPT) or plans without (chunks). The
-    controller's rules, from ``controller.Controller.dispatch``: each agent holds up to
-    ``hold_limit`` tests, topped up by ``refill`` and ``SuiteQueue.top_up`` when it
-    reports; it always holds two (it runs a test only once it knows the next one) and
-    steals only when it runs dry.
+    rules are the controller's (``controller.Controller.dispatch``): each agent holds up to
+    ``hold_limit`` tests, topped up by ``refill`` and ``SuiteQueue.top_up`` when a test
+    ends; it starts a test only once it holds the next one or has been told to finish;
+    once nothing is left to hand out, the agent holding the most unstarted tests (at least
+    ``MIN_RECLAIM`` beyond its next) is asked to give back those behind its next one (it
+    does between two tests), and agents left with one test or none wait for them.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -100,34 +103,93 @@ def queue_schedule(
         WorkUnit((i,), seconds if known else 0.0, scope=scope)
         for i, (seconds, scope) in enumerate(zip(durations, scopes, strict=True))
     ]
-    agents = [f"agent{k}" for k in range(n)]
-    queue = SuiteQueue(units, agents, durations_known=known)
-    held: dict[str, deque[int]] = {agent: deque() for agent in agents}
-    done, busy = 0, 0.0
+    return _Simulation(durations, units, n, known).run()
 
-    def dispatch(agent: str) -> None:
-        mine = held[agent]
-        want = refill(len(mine), hold_limit(window_for(done, busy), queue.total_pending, n))
-        if want:
-            mine.extend(queue.top_up(agent, len(mine), want))
 
-    ticket = itertools.count()  # orders agents that end at the same moment
-    ends: list[tuple[float, int, str]] = []
-    for agent in agents:
-        dispatch(agent)
-        if held[agent]:
-            heapq.heappush(ends, (durations[held[agent][0]], next(ticket), agent))
-    end = 0.0
-    while ends:
-        now, _, agent = heapq.heappop(ends)
-        test = held[agent].popleft()
-        done, busy, end = done + 1, busy + durations[test], now
-        dispatch(agent)
-        if held[agent]:
-            heapq.heappush(ends, (now + durations[held[agent][0]], next(ticket), agent))
-    if done != len(durations):
-        raise RuntimeError(f"the queue ran {done} of {len(durations)} tests")
-    return end
+class _Simulation:
+    """The controller's dispatch and the agents' loops, in simulated time."""
+
+    def __init__(
+        self, durations: Sequence[float], units: list[WorkUnit], n: int, known: bool
+    ) -> None:
+        self.durations = durations
+        self.n = n
+        self.agents = [f"agent{k}" for k in range(n)]
+        self.queue = SuiteQueue(units, self.agents, durations_known=known)
+        self.held: dict[str, deque[int]] = {agent: deque() for agent in self.agents}
+        self.running = dict.fromkeys(self.agents, False)
+        self.finishing = dict.fromkeys(self.agents, False)
+        self.reclaiming: tuple[str, list[tuple[int, ...]]] | None = None
+        self.done, self.busy = 0, 0.0
+        self.ticket = itertools.count()  # orders agents that end at the same moment
+        self.ends: list[tuple[float, int, str]] = []
+
+    def run(self) -> float:
+        for agent in self.agents:
+            self.dispatch(agent, 0.0)
+        end = 0.0
+        while self.ends:
+            now, _, agent = heapq.heappop(self.ends)
+            test = self.held[agent].popleft()
+            self.running[agent] = False
+            self.done, self.busy, end = self.done + 1, self.busy + self.durations[test], now
+            if self.reclaiming is not None and self.reclaiming[0] == agent:
+                self.give_back(agent, now)  # read between two tests, before the report
+            self.dispatch(agent, now)
+        if self.done != len(self.durations):
+            raise RuntimeError(f"the queue ran {self.done} of {len(self.durations)} tests")
+        return end
+
+    def start(self, agent: str, now: float) -> None:
+        mine = self.held[agent]
+        if not self.running[agent] and mine and (len(mine) >= 2 or self.finishing[agent]):
+            self.running[agent] = True
+            heapq.heappush(self.ends, (now + self.durations[mine[0]], next(self.ticket), agent))
+
+    def dispatch(self, agent: str, now: float) -> None:
+        mine = self.held[agent]
+        if not self.finishing[agent]:
+            limit = hold_limit(window_for(self.done, self.busy), self.queue.total_pending, self.n)
+            want = refill(len(mine), limit)
+            if want:
+                mine.extend(self.queue.top_up(agent, len(mine), want))
+                if self.queue.empty:
+                    if len(mine) <= 2:
+                        self.reclaim(agent, now)
+                    if len(mine) <= 1 and self.reclaiming is None:
+                        self.finishing[agent] = True
+        self.start(agent, now)
+
+    def reclaim(self, asking: str, now: float) -> None:
+        if self.reclaiming is not None:
+            return
+        best: tuple[int, str, list[tuple[int, ...]]] | None = None
+        for other in self.agents:
+            if other == asking or len(self.held[other]) < 2 + MIN_RECLAIM:
+                continue
+            offer = self.queue.whole_units(list(self.held[other])[2:])
+            size = sum(map(len, offer))
+            if size >= MIN_RECLAIM and (best is None or size > best[0]):
+                best = (size, other, offer)
+        if best is not None:
+            self.reclaiming = (best[1], best[2])
+            if not self.running[best[1]]:
+                self.give_back(best[1], now)  # waiting for work: it reads at once
+
+    def give_back(self, agent: str, now: float) -> None:
+        assert self.reclaiming is not None
+        mine = self.held[agent]
+        waiting = set(itertools.islice(mine, 1, None))
+        back = [unit for unit in self.reclaiming[1] if waiting.issuperset(unit)]
+        gone = {test for unit in back for test in unit}
+        kept = [test for test in mine if test not in gone]
+        mine.clear()
+        mine.extend(kept)
+        self.reclaiming = None
+        self.queue.give_back(back)
+        hungry = [a for a in self.agents if not self.finishing[a] and len(self.held[a]) < 2]
+        for other in sorted(hungry, key=lambda a: len(self.held[a])):
+            self.dispatch(other, now)
 
 
 def deal(durations: Sequence[float], files: int) -> list[tuple[str, float]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import queue
 import resource
@@ -39,10 +40,12 @@ from .protocol import (
     AgentFinished,
     AgentReady,
     CompactPass,
+    ReturnTests,
     RunTests,
     SerializedReport,
     Shutdown,
     StartSession,
+    TestsReturned,
     WarningData,
 )
 from .scoreboard import Slot
@@ -432,6 +435,8 @@ class AgentSession:
                     finishing = True
                     if drop:
                         queue_.clear()
+                case ReturnTests(units=units):
+                    self._sender.send(TestsReturned(_give_back(queue_, units)))
                 case ControllerLost():
                     finishing = True
                     queue_.clear()
@@ -522,6 +527,23 @@ _PLAIN_ATTRS: Final = frozenset(
         "stop",
     }
 )
+
+
+def _give_back(
+    queue_: deque[int], units: tuple[tuple[int, ...], ...]
+) -> tuple[tuple[int, ...], ...]:
+    """Remove from ``queue_`` each unit whose tests all wait behind its head; return those.
+
+    The head stays: the test that ran last was torn down for it (its ``nextitem``).
+    """
+    waiting = set(itertools.islice(queue_, 1, None))
+    back = tuple(unit for unit in units if unit and waiting.issuperset(unit))
+    if back:
+        gone = {test for unit in back for test in unit}
+        kept = [test for test in queue_ if test not in gone]
+        queue_.clear()
+        queue_.extend(kept)
+    return back
 
 
 def _compact(reports: list[pytest.TestReport]) -> CompactPass | None:

@@ -28,16 +28,18 @@ from .protocol import (
     ChannelClosed,
     CoverageRequest,
     OutputForwarded,
+    ReturnTests,
     RunTests,
     Shutdown,
     StartSession,
     TestResult,
     TestsReported,
+    TestsReturned,
 )
 from .recovery import CoverageSink, Recovery
 from .replay import Ledger, Replayer
 from .runstate import AgentRecord, RunState
-from .scheduling import SuiteQueue, hold_limit, refill
+from .scheduling import MIN_RECLAIM, SuiteQueue, hold_limit, refill
 from .sizing import Plan, SuitePlan, grow
 from .transport import FORK, Transport
 from .txspecs import TxSpec
@@ -345,6 +347,8 @@ class Controller:
             case TestsReported(results=results):
                 with self._replayer.batch():
                     self._tests_reported(agent, results)
+            case TestsReturned(units=units):
+                self._tests_returned(agent, units)
             case OutputForwarded(text=text):
                 self._forward(agent_id, text)
             case AgentFinished(
@@ -426,11 +430,70 @@ class Controller:
             agent.in_flight.extend(batch)
             agent.last_dispatch = time.time()
             agent.link.send(RunTests(tuple(batch)))
-        if len(agent.in_flight) <= 1 and pool.queue.empty and not pool.retries_for(agent):
+        agent.awaiting_return = False
+        if not pool.queue.empty:
+            return
+        if len(agent.in_flight) <= 2:
+            # Nothing left to hand out but what other agents hold and have not started.
+            self._reclaim(pool, agent)
+        if len(agent.in_flight) <= 1 and not pool.retries_for(agent):
+            if pool.reclaiming is not None:
+                agent.awaiting_return = True  # tests are on their way back: wait for them
+                return
             # Nothing left it could be given (retries wait for a fresh agent): it may run its
             # last test with nextitem=None. Waiting on would hold that test back for good.
             agent.shutdown_sent = True
             agent.link.send(Shutdown(drop_pending=False))
+
+    def _reclaim(self, pool: PoolState, asking: AgentState) -> None:
+        """Ask the agent holding the most unstarted tests to give back those behind its next.
+
+        An agent holds a window of tests it has not started; near the end, one that took a
+        window of slow tests would run them all while the others stand idle (a slow module
+        met without durations). The units it gives back go to the agents that ran dry.
+        """
+        if pool.reclaiming is not None or self._stopping:
+            return
+        best: tuple[int, AgentState, list[tuple[int, ...]]] | None = None
+        for agent_id in pool.agents:
+            other = self._agents[agent_id]
+            if other is asking or other.finished or not other.ready:
+                continue
+            if len(other.in_flight) < 2 + MIN_RECLAIM:
+                continue
+            # Its first test may be running and the second is the next: those stay.
+            units = pool.queue.whole_units(list(other.in_flight)[2:])
+            size = sum(map(len, units))
+            if size >= MIN_RECLAIM and (best is None or size > best[0]):
+                best = (size, other, units)
+        if best is not None:
+            _, victim, units = best
+            pool.reclaiming = victim.record.id
+            victim.link.send(ReturnTests(tuple(units)))
+
+    def _tests_returned(self, agent: AgentState, units: Sequence[tuple[int, ...]]) -> None:
+        pool = self._pools[agent.suite]
+        if pool.reclaiming == agent.record.id:
+            pool.reclaiming = None
+        for unit in units:
+            for index in unit:
+                with contextlib.suppress(ValueError):
+                    agent.in_flight.remove(index)
+        if units and not self._stopping:
+            pool.queue.give_back(units)
+            self._run.tests_returned += sum(map(len, units))
+        self.serve_waiting(pool)
+
+    def serve_waiting(self, pool: PoolState) -> None:
+        """Dispatch the pool's agents that wait for work, those holding fewest first."""
+        agents = (self._agents[agent_id] for agent_id in pool.agents)
+        waiting = [
+            a
+            for a in agents
+            if a.ready and not a.finished and not a.shutdown_sent and len(a.in_flight) < 2
+        ]
+        for agent in sorted(waiting, key=lambda a: len(a.in_flight)):
+            self.dispatch(agent)
 
     def agent_ended(self, agent: AgentState, *, crashed: bool = False) -> None:
         """The agent is gone (finished or dead): free its slot; its held tests go back."""
@@ -443,6 +506,10 @@ class Controller:
         pool.agents.discard(agent.record.id)
         if not pool.agents:
             self._run.suite_finished[agent.suite] = time.perf_counter()
+        # Asked to give tests back and gone before it answered: those waiting stop waiting.
+        reclaimed_from_it = pool.reclaiming == agent.record.id
+        if reclaimed_from_it:
+            pool.reclaiming = None
         if agent.in_flight and not self._stopping:
             # A clean exit with tests outstanding: they go back to the suite.
             self._requeue(pool, list(agent.in_flight))
@@ -457,6 +524,8 @@ class Controller:
             # Its last agent finished (told to, when the suite degraded) with work left,
             # and no gateway is free for another: say so rather than lose the tests.
             self._recovery.give_up(pool, "no agent could be started to run it")
+        if reclaimed_from_it and not crashed and not self._stopping:
+            self.serve_waiting(pool)  # (after a crash, recovery does once it requeued)
 
     def replace(self, pool: PoolState) -> bool:
         """Start one more agent for the pool; False when no gateway is free for it."""

@@ -68,6 +68,7 @@ def build_metrics(run: RunState, outcomes: Mapping[str, int]) -> dict[str, Any]:
         restarts=run.restarts,
         discarded_after_stop=run.discarded,
         retries=run.retries,
+        tests_returned=run.tests_returned,
         collect_seconds=_round(_between(run.session_started, run.collected_at)),
         distribution_seconds=_round(_between(run.collected_at, distribution_end)),
         execution_seconds=_round(_between(run.execution_started, run.execution_finished)),

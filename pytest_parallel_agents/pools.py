@@ -38,6 +38,8 @@ class AgentState:
     suite: str
     in_flight: deque[int] = field(default_factory=deque)
     shutdown_sent: bool = False
+    # Left holding one test or none while tests come back from another agent (ReturnTests).
+    awaiting_return: bool = False
     finished: bool = False
     ready: bool = False
     last_seen: float = field(default_factory=time.perf_counter)
@@ -64,6 +66,7 @@ class PoolState:
     retries: deque[tuple[int, float]] = field(default_factory=deque)
     crashed: int = 0
     fruitless: int = 0  # crashes in a row with no test to blame
+    reclaiming: str | None = None  # the agent asked to give tests back, until it answers
     degraded: bool = False
 
     def window(self) -> int:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 # Bumped whenever a message gains, loses or changes a field; both sides check it at start-up.
-PROTOCOL_VERSION: Final = 3
+PROTOCOL_VERSION: Final = 4
 
 # A quiet agent sends AgentAlive this often; the controller's --agents-heartbeat must allow
 # for a late one, so it is at least twice this.
@@ -86,7 +86,15 @@ class Shutdown:
     drop_pending: bool
 
 
-Command: TypeAlias = StartSession | RunTests | Shutdown
+@dataclass(frozen=True)
+class ReturnTests:
+    """Give back those of these units (each a group of tests, whole) that are all still
+    waiting in the queue, behind the next test: agents that ran dry will run them."""
+
+    units: tuple[tuple[int, ...], ...]
+
+
+Command: TypeAlias = StartSession | RunTests | Shutdown | ReturnTests
 
 
 # --- events: agent → controller (past tense) ----------------------------------------------
@@ -138,6 +146,14 @@ class WarningData:
 
 
 @dataclass(frozen=True)
+class TestsReturned:
+    """The units of a ReturnTests the agent gave back (removed from its queue, not run)."""
+
+    units: tuple[tuple[int, ...], ...]
+    __test__ = False  # not a pytest test class, despite its name
+
+
+@dataclass(frozen=True)
 class OutputForwarded:
     """Lines an agent printed to its stdout or stderr while not captured (``-s``)."""
 
@@ -179,6 +195,7 @@ Event: TypeAlias = (
     AgentAlive
     | AgentReady
     | TestsReported
+    | TestsReturned
     | OutputForwarded
     | AgentFinished
     | AgentFailed
@@ -189,8 +206,10 @@ _MESSAGES: Final[tuple[type[Any], ...]] = (
     StartSession,
     RunTests,
     Shutdown,
+    ReturnTests,
     AgentReady,
     TestsReported,
+    TestsReturned,
     OutputForwarded,
     AgentAlive,
     AgentFinished,

@@ -46,6 +46,8 @@ class Pools(Protocol):
 
     def dispatch(self, agent: AgentState) -> None: ...
 
+    def serve_waiting(self, pool: PoolState) -> None: ...
+
 
 @final
 class Recovery:
@@ -113,6 +115,8 @@ class Recovery:
         # Then what it had not been sent yet (remove_agent puts that in front itself, whole:
         # adding it to ``requeue`` as well would run those tests twice).
         pool.queue.remove_agent(record.id)
+        # Agents that ran dry (waiting, perhaps, for tests this one was asked to give back).
+        self._pools.serve_waiting(pool)
         pool.crashed += 1
         pool.fruitless = 0 if victim is not None else pool.fruitless + 1
         if pool.queue.empty and not pool.retries:

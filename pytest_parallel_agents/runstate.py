@@ -79,6 +79,7 @@ class RunState:
     agents_added: dict[str, int] = field(default_factory=dict)  # suite → agents it grew by
     discarded: int = 0  # results that arrived after -x/--maxfail stopped the run
     retries: int = 0
+    tests_returned: int = 0  # given back unrun by an agent holding them, for dry agents
     degraded: dict[str, str] = field(default_factory=dict)  # suite → why it went sequential
     retried: list[str] = field(default_factory=list)  # node ids retried after a crash
     lost: list[str] = field(default_factory=list)  # node ids never reported (a bug if any)

@@ -11,6 +11,7 @@ from typing import Any, Final, final
 
 __all__ = [
     "MAX_WINDOW",
+    "MIN_RECLAIM",
     "MIN_WINDOW",
     "SuiteQueue",
     "WorkUnit",
@@ -25,6 +26,11 @@ MIN_WINDOW: Final = 2
 MAX_WINDOW: Final = 256
 # Predicted seconds of work an agent should hold: enough to hide one round trip.
 _WINDOW_SECONDS: Final = 0.25
+# Fewest tests worth asking an agent to give back. The agents waiting for them hold a test
+# they cannot start meanwhile, and the answer comes only after the agent's current test:
+# for a test or two that wait costs more than it saves (the sleep suite), for a window of a
+# slow module met without durations it halves the run.
+MIN_RECLAIM: Final = 3
 
 
 @final
@@ -185,6 +191,7 @@ class SuiteQueue:
         self._visited: dict[str, set[str]] = {}
         self._current: dict[str, str] = {}
         self._scope_of = {test: unit.scope for unit in units for test in unit.tests}
+        self._unit_of = {test: unit for unit in units for test in unit.tests}
         # Without durations each agent's share runs in collection order; with them, longest
         # first (module by module), so that the agents end on short, stealable tests.
         self._order: Callable[[WorkUnit], Any] = longest_first(units) if durations_known else _first
@@ -327,6 +334,32 @@ class SuiteQueue:
         for test in tests:
             self._front.append(WorkUnit((test,), self._test_seconds.get(test, 0.0)))
         self._count += len(tests)
+
+    def whole_units(self, tests: Sequence[int]) -> list[tuple[int, ...]]:
+        """The units all of whose tests are among ``tests``, in the order they appear there.
+
+        A unit is a group that must run on one agent: only whole ones may move.
+        """
+        present = set(tests)
+        units: list[tuple[int, ...]] = []
+        seen: set[int] = set()
+        for test in tests:
+            unit = self._unit_of.get(test)
+            if unit is None or unit.tests[0] in seen:
+                continue
+            seen.add(unit.tests[0])
+            if present.issuperset(unit.tests):
+                units.append(unit.tests)
+        return units
+
+    def give_back(self, units: Sequence[tuple[int, ...]]) -> None:
+        """Put whole units an agent returned unrun at the front, as the units they were."""
+        for tests in units:
+            unit = self._unit_of.get(tests[0]) if tests else None
+            if unit is None or unit.tests != tests:
+                raise ValueError(f"{tests!r} is not a unit of this suite")
+            self._front.append(unit)
+            self._count += len(tests)
 
     def add_agent(self, agent: str) -> None:
         """Register a new agent with nothing pending; it starts by taking or stealing."""

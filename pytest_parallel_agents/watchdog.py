@@ -72,6 +72,7 @@ class Watchdog:
             elif (
                 running is None
                 and (agent.in_flight or agent.shutdown_sent)
+                and not agent.awaiting_return
                 and wall - max(since, agent.last_dispatch) > self._heartbeat
             ):
                 # Between tests with work to do, or told to finish and not finishing.

@@ -101,3 +101,24 @@ def test_arrangements_reshuffle_the_same_durations_reproducibly() -> None:
     for layout in first:
         assert sorted(d for _, d in layout) == seconds
         assert [f for f, _ in layout] == sorted(f for f, _ in layout)  # file by file
+
+
+def test_a_slow_module_met_without_durations_is_shared_out() -> None:
+    # 3,000 quick tests, then a module of 100 one-second tests, four agents and no durations:
+    # the agent whose share reaches the slow module takes a window of it before any slow
+    # test has run. It gives back what it has not started once the others run dry; without
+    # that it ran ~100 s against a bound of 26 (1.89x).
+    seconds = [0.001] * 3000 + [1.0] * 100
+    scopes = ["test_quick.py"] * 3000 + ["test_slow.py"] * 100
+    bound = bounds.lower_bound(seconds, 4)
+    assert bounds.queue_schedule(seconds, scopes, 4, known=False) <= 1.1 * bound
+
+
+def test_a_test_or_two_is_not_worth_waiting_for() -> None:
+    # The sleep suite's agents hold a few tests at most: asking for them back would keep
+    # dry agents waiting on another's running test, so the plugin does not (MIN_RECLAIM).
+    # Asking for even one test back ends at 1.40x the bound; not asking, 1.381x.
+    layout = bounds.deal(generate.sleep_durations(1.0), generate.SLEEP_FILES)
+    seconds, scopes = [s for _, s in layout], [f for f, _ in layout]
+    ratio = bounds.queue_schedule(seconds, scopes, 8, known=False) / bounds.lower_bound(seconds, 8)
+    assert ratio < 1.39

@@ -15,10 +15,12 @@ from pytest_parallel_agents.protocol import (
     CoverageRequest,
     OutputForwarded,
     ProtocolError,
+    ReturnTests,
     RunTests,
     Shutdown,
     StartSession,
     TestsReported,
+    TestsReturned,
     WarningData,
     decode,
     encode,
@@ -63,6 +65,8 @@ MESSAGES = [
     OutputForwarded("hello\n"),
     AgentFinished(0, 51200, (WARNING,), 0.5),
     AgentFailed("Traceback ..."),
+    ReturnTests(((7,), (8, 9))),
+    TestsReturned(((8, 9),)),
 ]
 
 

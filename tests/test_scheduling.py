@@ -231,6 +231,33 @@ def test_without_durations_a_follower_still_steals_half() -> None:
     assert queue.pending("a") == 1  # the rest of the stolen half stays with the thief
 
 
+# -- units given back --------------------------------------------------------
+
+
+def test_only_whole_units_may_be_given_back() -> None:
+    units = [WorkUnit((0,), 1.0), WorkUnit((1, 2, 3), 1.0), WorkUnit((4,), 1.0)]
+    units.append(WorkUnit((5, 6), 1.0))
+    queue = SuiteQueue(units, ["a", "b"], durations_known=False)
+    # 1 of the group (1, 2, 3) has run or is running elsewhere in the batch: the group stays.
+    assert queue.whole_units([2, 3, 4, 5, 6]) == [(4,), (5, 6)]
+    assert queue.whole_units([6, 5, 0]) == [(5, 6), (0,)]
+    assert queue.whole_units([]) == []
+
+
+def test_units_given_back_come_first_and_whole() -> None:
+    units = [WorkUnit((0,), 1.0), WorkUnit((1, 2), 1.0), WorkUnit((3,), 1.0)]
+    queue = SuiteQueue(units, ["a", "b"], durations_known=False)
+    held = queue.take("a", 10) + queue.take("b", 10)
+    assert queue.empty and sorted(held) == [0, 1, 2, 3]
+    queue.give_back([(1, 2), (3,)])
+    assert queue.total_pending == 3
+    assert queue.take("b", 1) == [1, 2]  # a unit is never split to fit max_tests
+    assert queue.take("a", 5) == [3]
+    assert queue.empty
+    with pytest.raises(ValueError, match="not a unit"):
+        queue.give_back([(1,)])
+
+
 # -- requeue / agents --------------------------------------------------------
 
 
