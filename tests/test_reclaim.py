@@ -65,11 +65,14 @@ def _ran(log: Path) -> list[tuple[str, str]]:
     return [(agent, name) for agent, name in (line.split() for line in lines)]
 
 
+@pytest.mark.parametrize("start", ["fork", "spawn"])
 def test_a_slow_module_met_without_durations_is_shared_out(
-    pytester: pytest.Pytester, log: Path
+    pytester: pytest.Pytester, log: Path, start: str
 ) -> None:
     pytester.makepyfile(test_a_quick=QUICK, test_b_slow=SLOW)
-    result = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL, "--agents-metrics=m.json")
+    result = pytester.runpytest(
+        *QUIET_PLUGINS, *PARALLEL, f"--agents-start={start}", "--agents-metrics=m.json"
+    )
     result.assert_outcomes(passed=224)
     slow_agents = Counter(agent for agent, name in _ran(log) if name.startswith("slow"))
     # The agent holding the slow tests gave back those it had not started: the others, dry
@@ -136,6 +139,30 @@ def test_an_agent_that_dies_before_it_gives_tests_back(pytester: pytest.Pytester
     for agent in metrics["agents"]:
         with pytest.raises(ProcessLookupError):
             os.kill(agent["pid"], 0)
+
+
+def test_an_agent_waiting_for_tests_back_is_not_taken_for_a_silent_one(
+    pytester: pytest.Pytester,
+) -> None:
+    # The dry agent holds a test it cannot start until tests come back, longer than the
+    # heartbeat limit (the other agent's test 52 takes 3 s): waiting is not hanging.
+    pytester.makepyfile(
+        test_wait=CRASHING.replace("time.sleep(1.5)", "time.sleep(3.0)").replace(
+            "os._exit(1)", "pass"
+        )
+    )
+    result = pytester.runpytest(
+        *QUIET_PLUGINS,
+        "--agents=2",
+        "--agents-items=1",
+        "--agents-min-items=1",
+        "--agents-heartbeat=2",
+        "--agents-metrics=m.json",
+    )
+    result.assert_outcomes(passed=100)
+    metrics = json.loads((pytester.path / "m.json").read_text())
+    assert metrics["totals"]["restarts"] == 0
+    assert metrics["totals"]["tests_returned"] > 0
 
 
 def test_the_agent_keeps_its_next_test_and_gives_back_whole_units() -> None:
