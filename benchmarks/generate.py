@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-SUITES = ("tiny", "sleep", "cpu", "imports", "param", "covered")
+SUITES = ("tiny", "sleep", "cpu", "imports", "param", "covered", "slowmod")
 META = ".bench_meta.json"
 GENERATOR_VERSION = 1
 
@@ -27,6 +27,12 @@ SLEEP_SEED = 20240531
 SLEEP_TESTS = 240
 SLEEP_TOTAL = 60.0
 SLEEP_FILES = 12
+
+# A first run (no durations) of a suite with one slow module: quick tests, then the module.
+SLOWMOD_QUICK_FILES = 20
+SLOWMOD_QUICK_PER_FILE = 100
+SLOWMOD_SLOW = 40
+SLOWMOD_SECONDS = 0.1
 
 # The busy loops of the cpu suite (in a test function: local variables) and of the imports
 # suite (at module level: global variables), each calibrated once at generation time.
@@ -99,6 +105,31 @@ def gen_tiny(root: Path, scale: float) -> dict[str, object]:
         body = "".join(f"\n\ndef test_{t}():\n    pass\n" for t in range(per_file))
         _write(root / f"test_tiny_{f:02d}.py", body.lstrip("\n"))
     return {"tests": files * per_file, "files": files}
+
+
+def gen_slowmod(root: Path, scale: float) -> dict[str, object]:
+    """2,000 trivial tests in 20 files, then a module of 40 tests sleeping 0.1 s each.
+
+    Nothing tells a first run that the last module is slow: the agent whose share reaches
+    it takes a window of its tests before any has run (what ``ReturnTests`` is for).
+    """
+    files = _scaled(SLOWMOD_QUICK_FILES, scale)
+    for f in range(files):
+        body = "".join(f"\n\ndef test_{t}():\n    pass\n" for t in range(SLOWMOD_QUICK_PER_FILE))
+        _write(root / f"test_quick_{f:02d}.py", body.lstrip("\n"))
+    slow = _scaled(SLOWMOD_SLOW, scale, minimum=2)
+    lines = ["import time\n"]
+    recorded: dict[str, float] = {}
+    for t in range(slow):
+        lines.append(f"\n\ndef test_{t}():\n    time.sleep({SLOWMOD_SECONDS!r})\n")
+        recorded[f"test_zz_slow.py::test_{t}"] = SLOWMOD_SECONDS
+    _write(root / "test_zz_slow.py", "".join(lines))
+    # The sleeps alone, for the runner's lower bound (the trivial tests add ~0.3 ms each).
+    total = round(slow * SLOWMOD_SECONDS, 6)
+    info = {"total": total, "longest": SLOWMOD_SECONDS, "tests": slow, "durations": recorded}
+    _write(root / "durations.json", json.dumps(info, indent=2) + "\n")
+    tests = files * SLOWMOD_QUICK_PER_FILE + slow
+    return {"tests": tests, "files": files + 1, "slow_tests": slow, "slow_total_s": total}
 
 
 def _fit_total(values_ms: list[int], total_ms: int, cap_ms: int) -> list[int]:
@@ -277,6 +308,7 @@ def generate(outdir: Path, suites: list[str], scale: float) -> dict[str, dict[st
         "imports": lambda r: gen_imports(r, scale, loop_for(50, False)),
         "param": lambda r: gen_param(r, scale),
         "covered": lambda r: gen_covered(r, scale),
+        "slowmod": lambda r: gen_slowmod(r, scale),
     }
     result = {}
     for name in suites:

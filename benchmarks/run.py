@@ -590,15 +590,15 @@ def suite_table(
 
 def _paired_capacity(suite_runs: list[Run], capacities: list[float]) -> list[str]:
     """ "variant NN%" for each N = 2 variant: the median of its reps' shares of capacity."""
-    ok = [r for r in suite_runs if r.status == "ok"]
-    startups = [r.wall_s for r in ok if r.kind == "fixed"]
-    plain = {r.rep: r.wall_s for r in ok if r.kind == "plain"}
+    ok = [r for r in suite_runs if r.status == "ok" and r.wall_s is not None]
+    startups = [r.wall_s for r in ok if r.kind == "fixed" and r.wall_s is not None]
+    plain = {r.rep: r.wall_s for r in ok if r.kind == "plain" and r.wall_s is not None}
     if not startups or not plain:
         return []
     startup = statistics.median(startups)
     cells = []
     for name in dict.fromkeys(r.variant for r in ok if r.n == 2 and r.kind != "plain"):
-        walls = {r.rep: r.wall_s for r in ok if r.variant == name}
+        walls = {r.rep: r.wall_s for r in ok if r.variant == name and r.wall_s is not None}
         shares = capacity.paired_shares(plain, walls, capacities, startup)
         if shares:
             cells.append(f"{name} {statistics.median(shares):.0%}")
@@ -856,7 +856,7 @@ def main(argv: list[str] | None = None) -> int:
     for suite in args.suites:
         cwd = REPO if suite == "self" else suites_dir / suite
         sleep_info = None
-        if suite == "sleep":
+        if suite in ("sleep", "slowmod"):
             data = json.loads((cwd / "durations.json").read_text(encoding="utf-8"))
             sleep_info = {"total": float(data["total"]), "longest": float(data["longest"])}
         meta_path = cwd / generate.META
@@ -977,7 +977,13 @@ def main(argv: list[str] | None = None) -> int:
                 "lower bound at N = max(longest, total / N) (N = 1 for plain)."
             )
             data = json.loads((cwd / "durations.json").read_text(encoding="utf-8"))
-            note.extend(_sleep_reach(data["durations"], args.agents))
+            if suite == "sleep":
+                note.extend(_sleep_reach(data["durations"], args.agents))
+            else:
+                note.append(
+                    "The lower bound counts the slow module's sleeps only. Without durations "
+                    "(a first run, or CI without the cache) nothing says that module is slow."
+                )
         capacity_x = statistics.median(capacities) if capacities else None
         if capacity_x is not None:
             note.append(
