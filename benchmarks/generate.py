@@ -124,7 +124,7 @@ def gen_slowmod(root: Path, scale: float) -> dict[str, object]:
         lines.append(f"\n\ndef test_{t}():\n    time.sleep({SLOWMOD_SECONDS!r})\n")
         recorded[f"test_zz_slow.py::test_{t}"] = SLOWMOD_SECONDS
     _write(root / "test_zz_slow.py", "".join(lines))
-    # The sleeps alone, for the runner's lower bound (the trivial tests add ~0.3 ms each).
+    # The sleeps alone (the trivial tests add ~0.3 ms each).
     total = round(slow * SLOWMOD_SECONDS, 6)
     info = {"total": total, "longest": SLOWMOD_SECONDS, "tests": slow, "durations": recorded}
     _write(root / "durations.json", json.dumps(info, indent=2) + "\n")
