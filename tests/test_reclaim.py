@@ -81,7 +81,6 @@ def test_a_slow_module_met_without_durations_is_shared_out(
     assert max(slow_agents.values()) <= 10, slow_agents  # 6-8 here; 13 before
     metrics = json.loads((pytester.path / "m.json").read_text())
     assert metrics["lost"] == [] and metrics["duplicates"] == []
-    assert metrics["totals"]["tests_returned"] > 0
 
 
 def test_a_group_comes_back_whole_or_not_at_all(pytester: pytest.Pytester, log: Path) -> None:
