@@ -160,7 +160,10 @@ def summary_lines(run: RunState) -> list[str]:
     spawn = [s for a in run.agents.values() if (s := a.spawn_seconds) is not None]
     if spawn:
         mean = sum(spawn) / len(spawn)
-        lines.append(f"{len(run.agents)} agents, mode {run.mode}, mean start-up {mean:.2f} s")
+        lines.append(
+            f"{len(run.agents)} agents, mode {run.mode}, mean start-up {mean:.2f} s"
+            + (f", {run.tests_returned} tests given back" if run.tests_returned else "")
+        )
     for suite, why in run.degraded.items():
         lines.append(f"DEGRADED: suite {suite} ran its remaining tests on one agent ({why})")
     if run.retried:

@@ -161,7 +161,9 @@ def test_an_agent_waiting_for_tests_back_is_not_taken_for_a_silent_one(
     result.assert_outcomes(passed=100)
     metrics = json.loads((pytester.path / "m.json").read_text())
     assert metrics["totals"]["restarts"] == 0
-    assert metrics["totals"]["tests_returned"] > 0
+    returned = metrics["totals"]["tests_returned"]
+    assert returned > 0
+    result.stdout.fnmatch_lines([f"2 agents, mode parallel, * s, {returned} tests given back"])
 
 
 def test_the_agent_keeps_its_next_test_and_gives_back_whole_units() -> None:
