@@ -28,8 +28,8 @@ MAX_WINDOW: Final = 256
 _WINDOW_SECONDS: Final = 0.25
 # Fewest tests worth asking an agent to give back. The agents waiting for them hold a test
 # they cannot start meanwhile, and the answer comes only after the agent's current test:
-# for a test or two that wait costs more than it saves (the sleep suite), for a window of a
-# slow module met without durations it halves the run.
+# for a test or two that wait costs more than it saves (the sleep suite); a window of a slow
+# module met without durations is worth it (benchmarks/bounds.py simulates both).
 MIN_RECLAIM: Final = 3
 
 
@@ -252,8 +252,8 @@ class SuiteQueue:
 
         Units come from the front queue, then the agent's own pending units, then (only
         when ``steal`` and the agent has nothing of its own) stolen ones; more units are
-        added while the batch stays within ``max_tests``. ``follower``: the agent is running
-        a test and steals only the one to run after it (see ``_steal``).
+        added while the batch stays within ``max_tests``. ``follower``: the agent holds one
+        test and steals only the one to run after it (see ``_steal``).
         """
         if max_tests < 1:
             raise ValueError(f"max_tests must be >= 1, got {max_tests}")
@@ -285,10 +285,11 @@ class SuiteQueue:
         (whose fixtures would be set up again). Only when no agent has such units does the
         thief go back, since an idle agent beside pending work is worse.
 
-        A ``follower`` waits behind the test the thief is running. With durations known it
-        is the one shortest unit among those tails, not a half: LPT gives a long test an
-        agent of its own, and that agent, stealing half of the busiest share to know its
-        next test, took the other long test and ran both in a row.
+        A ``follower`` runs after the one test the thief holds, which it cannot start
+        before it knows its next. With durations known it is the one shortest unit among
+        those tails, not a half: LPT gives a long test an agent of its own, and that agent,
+        stealing half of the busiest share to know its next test, took the other long test
+        and ran both in a row.
         """
         last = self._last.get(thief, -1)
         left = self._visited.get(thief, set()) - {self._current.get(thief, "")}
