@@ -21,12 +21,12 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 
 from pytest_parallel_agents.scheduling import (
-    MIN_RECLAIM,
     SuiteQueue,
     WorkUnit,
     hold_limit,
     refill,
     window_for,
+    withdraw,
 )
 
 __all__ = [
@@ -163,28 +163,17 @@ class _Simulation:
     def reclaim(self, asking: str, now: float) -> None:
         if self.reclaiming is not None:
             return
-        best: tuple[int, str, list[tuple[int, ...]]] | None = None
-        for other in self.agents:
-            if other == asking or len(self.held[other]) < 2 + MIN_RECLAIM:
-                continue
-            offer = self.queue.whole_units(list(self.held[other])[2:])
-            size = sum(map(len, offer))
-            if size >= MIN_RECLAIM and (best is None or size > best[0]):
-                best = (size, other, offer)
-        if best is not None:
-            self.reclaiming = (best[1], best[2])
-            if not self.running[best[1]]:
-                self.give_back(best[1], now)  # waiting for work: it reads at once
+        offer = self.queue.reclaim_offer(
+            {other: self.held[other] for other in self.agents if other != asking}
+        )
+        if offer is not None:
+            self.reclaiming = offer
+            if not self.running[offer[0]]:
+                self.give_back(offer[0], now)  # waiting for work: it reads at once
 
     def give_back(self, agent: str, now: float) -> None:
         assert self.reclaiming is not None
-        mine = self.held[agent]
-        waiting = set(itertools.islice(mine, 1, None))
-        back = [unit for unit in self.reclaiming[1] if waiting.issuperset(unit)]
-        gone = {test for unit in back for test in unit}
-        kept = [test for test in mine if test not in gone]
-        mine.clear()
-        mine.extend(kept)
+        back = withdraw(self.held[agent], self.reclaiming[1])  # as the agent does
         self.reclaiming = None
         self.queue.give_back(back)
         hungry = [a for a in self.agents if not self.finishing[a] and len(self.held[a]) < 2]

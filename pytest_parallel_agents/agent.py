@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import queue
 import resource
@@ -48,6 +47,7 @@ from .protocol import (
     TestsReturned,
     WarningData,
 )
+from .scheduling import withdraw
 from .scoreboard import Slot
 from .state import AGENT_ID_KEY, CONTROLLER_KEYS
 
@@ -436,7 +436,7 @@ class AgentSession:
                     if drop:
                         queue_.clear()
                 case ReturnTests(units=units):
-                    self._sender.send(TestsReturned(_give_back(queue_, units)))
+                    self._sender.send(TestsReturned(withdraw(queue_, units)))
                 case ControllerLost():
                     finishing = True
                     queue_.clear()
@@ -527,23 +527,6 @@ _PLAIN_ATTRS: Final = frozenset(
         "stop",
     }
 )
-
-
-def _give_back(
-    queue_: deque[int], units: tuple[tuple[int, ...], ...]
-) -> tuple[tuple[int, ...], ...]:
-    """Remove from ``queue_`` each unit whose tests all wait behind its head; return those.
-
-    The head stays: the test that ran last was torn down for it (its ``nextitem``).
-    """
-    waiting = set(itertools.islice(queue_, 1, None))
-    back = tuple(unit for unit in units if unit and waiting.issuperset(unit))
-    if back:
-        gone = {test for unit in back for test in unit}
-        kept = [test for test in queue_ if test not in gone]
-        queue_.clear()
-        queue_.extend(kept)
-    return back
 
 
 def _compact(reports: list[pytest.TestReport]) -> CompactPass | None:

@@ -39,7 +39,7 @@ from .protocol import (
 from .recovery import CoverageSink, Recovery
 from .replay import Ledger, Replayer
 from .runstate import AgentRecord, RunState
-from .scheduling import MIN_RECLAIM, SuiteQueue, hold_limit, refill
+from .scheduling import SuiteQueue, hold_limit, refill
 from .sizing import Plan, SuitePlan, grow
 from .transport import FORK, Transport
 from .txspecs import TxSpec
@@ -454,22 +454,18 @@ class Controller:
         """
         if pool.reclaiming is not None or self._stopping:
             return
-        best: tuple[int, AgentState, list[tuple[int, ...]]] | None = None
-        for agent_id in pool.agents:
-            other = self._agents[agent_id]
-            if other is asking or other.finished or not other.ready:
-                continue
-            if len(other.in_flight) < 2 + MIN_RECLAIM:
-                continue
-            # Its first test may be running and the second is the next: those stay.
-            units = pool.queue.whole_units(list(other.in_flight)[2:])
-            size = sum(map(len, units))
-            if size >= MIN_RECLAIM and (best is None or size > best[0]):
-                best = (size, other, units)
-        if best is not None:
-            _, victim, units = best
-            pool.reclaiming = victim.record.id
-            victim.link.send(ReturnTests(tuple(units)))
+        holdings = {
+            agent_id: other.in_flight
+            for agent_id in pool.agents
+            if (other := self._agents[agent_id]) is not asking
+            and not other.finished
+            and other.ready
+        }
+        offer = pool.queue.reclaim_offer(holdings)
+        if offer is not None:
+            victim, units = offer
+            pool.reclaiming = victim
+            self._agents[victim].link.send(ReturnTests(tuple(units)))
 
     def _tests_returned(self, agent: AgentState, units: Sequence[tuple[int, ...]]) -> None:
         pool = self._pools[agent.suite]

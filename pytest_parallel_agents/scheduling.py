@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections import deque
-from collections.abc import Callable, MutableSequence, Sequence
+from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, final
 
@@ -19,6 +20,7 @@ __all__ = [
     "longest_first",
     "refill",
     "window_for",
+    "withdraw",
 ]
 
 # Tests an agent should hold before it needs more; refilled at half, so it never waits.
@@ -85,6 +87,22 @@ def refill(held: int, limit: int) -> int:
     if held < 0 or limit < 2:
         raise ValueError(f"bad arguments: held={held}, limit={limit}")
     return 0 if held > limit // 2 else limit - held
+
+
+def withdraw(queue_: deque[int], units: Sequence[tuple[int, ...]]) -> tuple[tuple[int, ...], ...]:
+    """Remove from an agent's ``queue_`` each unit whose tests all wait behind its head;
+    return those (what the agent gives back for ``ReturnTests``).
+
+    The head stays: the test that ran last was torn down for it (its ``nextitem``).
+    """
+    waiting = set(itertools.islice(queue_, 1, None))
+    back = tuple(unit for unit in units if unit and waiting.issuperset(unit))
+    if back:
+        gone = {test for unit in back for test in unit}
+        kept = [test for test in queue_ if test not in gone]
+        queue_.clear()
+        queue_.extend(kept)
+    return back
 
 
 def _first(unit: WorkUnit) -> int:
@@ -352,6 +370,23 @@ class SuiteQueue:
             if present.issuperset(unit.tests):
                 units.append(unit.tests)
         return units
+
+    def reclaim_offer(
+        self, holdings: Mapping[str, Sequence[int]]
+    ) -> tuple[str, list[tuple[int, ...]]] | None:
+        """Whom to ask for tests back, and which: of the agents holding ``holdings`` (the
+        tests sent to each and not reported, in order), the one with the most tests in whole
+        units behind its first two (one may be running, the next is its ``nextitem``), if
+        that is at least ``MIN_RECLAIM``."""
+        best: tuple[int, str, list[tuple[int, ...]]] | None = None
+        for agent, held in holdings.items():
+            if len(held) < 2 + MIN_RECLAIM:
+                continue
+            units = self.whole_units(list(held)[2:])
+            size = sum(map(len, units))
+            if size >= MIN_RECLAIM and (best is None or size > best[0]):
+                best = (size, agent, units)
+        return None if best is None else (best[1], best[2])
 
     def give_back(self, units: Sequence[tuple[int, ...]]) -> None:
         """Put whole units an agent returned unrun at the front, as the units they were."""

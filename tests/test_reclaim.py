@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import QUIET_PLUGINS
 
-from pytest_parallel_agents.agent import _give_back
+from pytest_parallel_agents.scheduling import withdraw
 
 PARALLEL = ("--agents", "4", "--agents-items", "1", "--agents-min-items", "1")
 
@@ -170,8 +170,8 @@ def test_the_agent_keeps_its_next_test_and_gives_back_whole_units() -> None:
     queue = deque([5, 6, 7, 8, 9, 10])
     # 5 is next (the test that ran last was torn down for it); 9 and 11 make (9, 11) a unit
     # not wholly here; 6 is asked for as part of (5, 6), which holds the head.
-    back = _give_back(queue, ((5, 6), (7,), (8,), (9, 11), (10,)))
+    back = withdraw(queue, ((5, 6), (7,), (8,), (9, 11), (10,)))
     assert back == ((7,), (8,), (10,))
     assert list(queue) == [5, 6, 9]
-    assert _give_back(queue, ((9,),)) == ((9,),)
-    assert _give_back(deque([1]), ((1,),)) == ()
+    assert withdraw(queue, ((9,),)) == ((9,),)
+    assert withdraw(deque([1]), ((1,),)) == ()
