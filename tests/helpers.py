@@ -49,6 +49,32 @@ def wait_for_agents(directory, need=2, timeout=15.0):
 """
 
 
+# A module test projects import (``from note import note``) to log which agent ran what:
+# one "agent-id name" line per call in $RAN_LOG (see ``ran_log``).
+NOTE_SOURCE = """
+import os
+
+
+def note(name):
+    with open(os.environ["RAN_LOG"], "a") as log:
+        log.write(f"{os.environ['PYTEST_AGENT_ID']} {name}\\n")
+"""
+
+
+def ran_log(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put the ``note`` module in the project and $RAN_LOG in the environment; the log."""
+    log = pytester.path / "ran.log"
+    monkeypatch.setenv("RAN_LOG", str(log))
+    pytester.makepyfile(note=NOTE_SOURCE)
+    return log
+
+
+def read_ran_log(log: Path) -> list[tuple[str, str]]:
+    """(agent id, name) per ``note`` call, in the order they were written."""
+    lines = log.read_text().splitlines()
+    return [(agent, name) for agent, name in (line.split() for line in lines)]
+
+
 def summary_line(result: pytest.RunResult) -> str:
     """The final ``N passed, M failed`` line of a run, without the timing and decoration."""
     for line in reversed(result.outlines):

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import QUIET_PLUGINS
+from helpers import QUIET_PLUGINS, ran_log, read_ran_log
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,32 +18,27 @@ CACHE_FILE = Path(".pytest_cache", "v", *CACHE_KEY.split("/"))
 # Seven quick tests, then a slow one last: without durations the agents take a half each,
 # in collection order, so the slow test runs last on its agent; with them, longest first.
 PROJECT = """
-import os
 import time
 
 import pytest
-
-
-def _note(name):
-    with open(os.environ["RAN_LOG"], "a") as log:
-        log.write(f"{os.environ['PYTEST_AGENT_ID']} {name}\\n")
+from note import note
 
 
 @pytest.mark.parametrize("i", range(7))
 def test_quick(i):
-    _note(f"quick{i}")
+    note(f"quick{i}")
 
 
 def test_slow():
     time.sleep(0.4)
-    _note("slow")
+    note("slow")
 """
 
 
 def _runs(log: Path) -> list[tuple[str, str]]:
-    lines = log.read_text().splitlines()
+    ran = read_ran_log(log)
     log.unlink()
-    return [(agent, name) for agent, name in (line.split() for line in lines)]
+    return ran
 
 
 def _slow_position(log: Path) -> tuple[int, int]:
@@ -57,8 +52,7 @@ def _slow_position(log: Path) -> tuple[int, int]:
 @pytest.fixture
 def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The project in place; returns the log its tests write to."""
-    log = pytester.path / "ran.log"
-    monkeypatch.setenv("RAN_LOG", str(log))
+    log = ran_log(pytester, monkeypatch)
     pytester.makepyfile(test_mix=PROJECT)
     return log
 
@@ -92,38 +86,32 @@ def test_a_durations_file_wins_over_the_cache(pytester: pytest.Pytester, project
 # Two tests known to be long among quick ones, at four agents: LPT gives each long test an
 # agent of its own, and that agent needs a second test before it may start its first.
 TWO_LONG = """
-import os
 import time
 
 import pytest
-
-
-def _note(name):
-    with open(os.environ["RAN_LOG"], "a") as log:
-        log.write(f"{os.environ['PYTEST_AGENT_ID']} {name}\\n")
+from note import note
 
 
 def test_long_a():
     time.sleep(1.0)
-    _note("long_a")
+    note("long_a")
 
 
 @pytest.mark.parametrize("i", range(20))
 def test_quick(i):
-    _note(f"quick{i}")
+    note(f"quick{i}")
 
 
 def test_long_b():
     time.sleep(1.0)
-    _note("long_b")
+    note("long_b")
 """
 
 
 def test_two_long_tests_of_known_duration_run_side_by_side(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log = pytester.path / "ran.log"
-    monkeypatch.setenv("RAN_LOG", str(log))
+    log = ran_log(pytester, monkeypatch)
     pytester.makepyfile(test_two=TWO_LONG)
     durations = {f"test_two.py::test_quick[{i}]": 0.01 for i in range(20)}
     durations |= {"test_two.py::test_long_a": 1.0, "test_two.py::test_long_b": 1.0}
@@ -140,7 +128,7 @@ def test_two_long_tests_of_known_duration_run_side_by_side(
         "durations.json",
     )
     result.assert_outcomes(passed=22)
-    ran = _runs(log)
+    ran = read_ran_log(log)
     where = {name: agent for agent, name in ran}
     # The agent given one long test used to steal the other as the test to run after it.
     assert where["long_a"] != where["long_b"]

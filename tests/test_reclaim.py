@@ -8,20 +8,11 @@ from collections import Counter, deque
 from pathlib import Path
 
 import pytest
-from helpers import QUIET_PLUGINS
+from helpers import QUIET_PLUGINS, ran_log, read_ran_log
 
 from pytest_parallel_agents.scheduling import withdraw
 
 PARALLEL = ("--agents", "4", "--agents-items", "1", "--agents-min-items", "1")
-
-NOTE = """
-import os
-
-
-def note(name):
-    with open(os.environ["RAN_LOG"], "a") as log:
-        log.write(f"{os.environ['PYTEST_AGENT_ID']} {name}\\n")
-"""
 
 # Quick tests first, then a slow module: nothing says it is slow (no durations), so the
 # agent whose share reaches it takes a window of its tests before any of them has run.
@@ -54,15 +45,7 @@ def test_slow(i):
 
 @pytest.fixture
 def log(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = pytester.path / "ran.log"
-    monkeypatch.setenv("RAN_LOG", str(path))
-    pytester.makepyfile(note=NOTE)
-    return path
-
-
-def _ran(log: Path) -> list[tuple[str, str]]:
-    lines = log.read_text().splitlines()
-    return [(agent, name) for agent, name in (line.split() for line in lines)]
+    return ran_log(pytester, monkeypatch)
 
 
 @pytest.mark.parametrize("start", ["fork", "spawn"])
@@ -74,7 +57,7 @@ def test_a_slow_module_met_without_durations_is_shared_out(
         *QUIET_PLUGINS, *PARALLEL, f"--agents-start={start}", "--agents-metrics=m.json"
     )
     result.assert_outcomes(passed=224)
-    slow_agents = Counter(agent for agent, name in _ran(log) if name.startswith("slow"))
+    slow_agents = Counter(agent for agent, name in read_ran_log(log) if name.startswith("slow"))
     # The agent holding the slow tests gave back those it had not started: the others, dry
     # by then, ran them. Before, it ran 13 of the 24 while three stood idle.
     assert len(slow_agents) >= 3, slow_agents
@@ -94,7 +77,7 @@ def test_a_group_comes_back_whole_or_not_at_all(pytester: pytest.Pytester, log: 
     )
     result = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL)
     result.assert_outcomes(passed=248)
-    ran = _ran(log)
+    ran = read_ran_log(log)
     group = {agent for agent, name in ran if name.startswith("slow")}
     assert len(group) == 1, group  # a group runs on one agent, whoever holds it
     others = Counter(agent for agent, name in ran if name.startswith("other"))
