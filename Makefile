@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean sshd
+.PHONY: demo test lint typecheck pytest bench clean sshd compat compat-python
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,28 @@ pytest: $(STAMP) sshd
 
 test: lint typecheck pytest
 
+# The other end of what pyproject.toml declares: the oldest Python (3.10) with pytest 8, in a
+# venv of its own. `.ci/run` runs it wherever a Python 3.10 is found (PATH, then pyenv).
+ifndef COMPAT_PYTHON
+COMPAT_PYTHON := $(shell for p in $$(command -v python3.10) $(HOME)/.pyenv/versions/3.10*/bin/python3; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { echo "$$p"; break; }; done)
+endif
+COMPAT_VENV := .venv-compat
+
+compat-python:
+	@echo $(COMPAT_PYTHON)
+
+compat: sshd
+	@if [ -z "$(COMPAT_PYTHON)" ]; then \
+		echo "make compat: no Python 3.10 found; set COMPAT_PYTHON=/path/to/python3.10" >&2; \
+		exit 4; fi
+	$(COMPAT_PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPAT_VENV)/bin/python -m pip install --quiet -e '.[test]' 'pytest>=8,<9'
+	$(COMPAT_VENV)/bin/python -m pytest --agents auto
+
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(COMPAT_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
