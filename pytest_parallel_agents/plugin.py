@@ -1,4 +1,4 @@
-"""pytest entry point: options, markers, suite classification, and the switch into parallel mode."""
+"""pytest entry point: options, markers, collection hooks, the switch into parallel mode."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import gc
 import os
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from . import hookspecs
-from .agent import AgentSession
-from .controller import Controller, SuiteWork
+from . import collected, hookspecs
+from .agent_session import AgentSession
+from .controller import Controller
 from .coverage_options import add_coverage_options
 from .coverage_plugin import COVERAGE_KEY, start_early
 from .durations import (
@@ -22,27 +22,19 @@ from .durations import (
     DurationsError,
     cache_update,
     from_cache,
-    predict,
     read_durations,
     store_durations,
 )
 from .metrics import build_metrics, dumps, plan_lines, shard_lines, summary_lines
 from .options import Settings, add_options, load_settings, usable_cpus
-from .runstate import RunState, ShardRecord
-from .scheduling import WorkUnit
-from .sharding import Shard, shard_loads, split
-from .sizing import Plan, SuiteDemand, plan_suites
-from .state import AGENT_ID_KEY, RUN_KEY, SETTINGS_KEY, SUITE_KEY
+from .runstate import RunState
+from .sizing import Plan
+from .state import AGENT_ID_KEY, RUN_KEY, SETTINGS_KEY
 from .suites import (
     BUILTIN_SUITES,
     SuiteRuleError,
-    TestFacts,
-    classify,
-    known_suites,
     parse_suite_rules,
-    suite_settings,
 )
-from .txspecs import expand, suite_capacity
 
 _MARKERS = (
     "agents_suite(name): put this test in the named suite (pytest-parallel-agents)",
@@ -51,8 +43,6 @@ _MARKERS = (
     "agents_timeout(seconds): the controller kills this test's agent past this many seconds",
 )
 _DURATIONS_KEY = pytest.StashKey[dict[str, float]]()
-# A test's marks by name, the closest of each name first (see _closest_marks).
-_Marks = dict[str, pytest.Mark]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -161,46 +151,12 @@ def pytest_collection_modifyitems(
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None or not (settings.classify or settings.shard is not None):
         return  # installed but not asked for: a plain run pays nothing per test
-    marks = [_closest_marks(item) for item in items]
+    marks = [collected.closest_marks(item) for item in items]
     if settings.classify:
-        _classify(config, settings, items, marks)
+        collected.classify_items(config, settings, items, marks)
     if settings.shard is not None:
-        _select_shard(config, settings.shard, items, marks)
-
-
-def _deselect(config: pytest.Config, items: list[pytest.Item], keep: list[pytest.Item]) -> None:
-    if len(keep) < len(items):
-        kept = set(map(id, keep))
-        config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
-        items[:] = keep
-
-
-def _select_shard(
-    config: pytest.Config, shard: Shard, items: list[pytest.Item], marks: list[_Marks]
-) -> None:
-    """Keep this job's shard; every job computes the same split from node ids and durations."""
-    known: dict[str, float] = config.stash.get(_DURATIONS_KEY, {})
-    seconds, durations_known = predict((item.nodeid for item in items), known)
-    weights: dict[str, float] = {}
-    key_of: list[str] = []
-    for item, item_marks, predicted in zip(items, marks, seconds, strict=True):
-        key = _group(item_marks) or item.nodeid  # a group never spans two shards
-        weights[key] = weights.get(key, 0.0) + predicted
-        key_of.append(key)
-    shards = split(weights, shard.count)
-    mine = set(shards[shard.index - 1])
-    run = config.stash.get(RUN_KEY, None)
-    if run is not None:
-        run.durations_known = durations_known
-        run.shard = ShardRecord(
-            shard.index,
-            shard.count,
-            shard.source,
-            sum(1 for key in key_of if key in mine),
-            shard_loads(shards, weights),
-            durations_known,
-        )
-    _deselect(config, items, [i for i, key in zip(items, key_of, strict=True) if key in mine])
+        known = config.stash.get(_DURATIONS_KEY, {})
+        collected.select_shard(config, settings.shard, items, marks, known)
 
 
 def _touch_bazel_status_file() -> None:
@@ -209,33 +165,6 @@ def _touch_bazel_status_file() -> None:
     if status:
         with contextlib.suppress(OSError):
             Path(status).touch()
-
-
-def _classify(
-    config: pytest.Config, settings: Settings, items: list[pytest.Item], marks: list[_Marks]
-) -> None:
-    names = known_suites(settings.rules)
-    rootpath = config.rootpath
-    paths: dict[Path, str] = {}  # a module's tests share its path
-    hook = config.hook.pytest_agents_classify
-    # A hook call per test costs more than classifying it: skip it when nobody listens.
-    asked = bool(hook.get_hookimpls())
-    for item, item_marks in zip(items, marks, strict=True):
-        suite = hook(item=item, suites=names) if asked else None
-        if suite is None:
-            path = paths.get(item.path)
-            if path is None:
-                path = paths[item.path] = _relative(item.path, rootpath)
-            suite = classify(_facts(item.nodeid, path, item_marks), settings.rules)
-        item.stash[SUITE_KEY] = suite
-    if settings.suites:
-        found = known_suites(settings.rules, (item.stash[SUITE_KEY] for item in items))
-        unknown = [name for name in settings.suites if name not in found]
-        if unknown:
-            raise pytest.UsageError(
-                f"--agents-suite: unknown suite {unknown[0]!r}; known suites: {', '.join(found)}"
-            )
-        _deselect(config, items, [i for i in items if i.stash[SUITE_KEY] in settings.suites])
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -263,8 +192,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     if not durations and settings.agents:
         cached = durations = _previous_durations(config)
     with _relaxed_gc():
-        marks = [_closest_marks(item) for item in session.items]
-        plan, work, serial = _plan(session.items, marks, settings, budget, durations)
+        marks = [collected.closest_marks(item) for item in session.items]
+        plan, work, serial = collected.plan_items(session.items, marks, settings, budget, durations)
     run.plan = plan
     run.durations_known = any(w.durations_known for w in work.values())
     run.planned_at = time.perf_counter()
@@ -317,7 +246,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         else max(4, 4 * plan.peak_agents),
         max_retries=settings.retries,
         timeout=settings.timeout,
-        timeouts=_marker_timeouts(marks),
+        timeouts=collected.marker_timeouts(marks),
         heartbeat=settings.heartbeat,
         start_method=settings.start_method,
         coverage=coverage.request if coverage is not None else None,
@@ -337,21 +266,6 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             coverage.controller.start()
     _run_serial(session, serial, run)
     return True
-
-
-def _marker_timeouts(marks: list[_Marks]) -> dict[int, float]:
-    """Per-test limits from ``agents_timeout(seconds)`` (or pytest-timeout's ``timeout``)."""
-    limits: dict[int, float] = {}
-    for index, item_marks in enumerate(marks):
-        for name in ("agents_timeout", "timeout"):
-            marker = item_marks.get(name)
-            if marker is None:
-                continue
-            value = marker.args[0] if marker.args else marker.kwargs.get("seconds")
-            if isinstance(value, int | float) and value > 0:
-                limits[index] = float(value)
-                break
-    return limits
 
 
 def _run_serial(session: pytest.Session, indices: list[int], run: RunState) -> None:
@@ -381,120 +295,6 @@ def _basetemp(config: pytest.Config) -> Path:
         base: Path = factory.getbasetemp()
         return base
     return Path(os.environ.get("TMPDIR", "/tmp")) / f"pytest-agents-{os.getpid()}"
-
-
-def _closest_marks(item: pytest.Item) -> _Marks:
-    """Each marker name's closest mark (what get_closest_marker returns), in one walk up
-    the node tree instead of one per name asked: planning 50,000 tests asks five."""
-    marks: _Marks = {}
-    for mark in item.iter_markers():
-        marks.setdefault(mark.name, mark)
-    return marks
-
-
-def _relative(path: Path, rootpath: Path) -> str:
-    try:
-        return path.relative_to(rootpath).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
-def _facts(nodeid: str, path: str, marks: _Marks) -> TestFacts:
-    explicit = marks.get("agents_suite")
-    name = None
-    if explicit is not None:
-        name = explicit.args[0] if explicit.args else explicit.kwargs.get("name")
-    return TestFacts(nodeid, path, tuple(marks), str(name) if name else None)
-
-
-def _group(marks: _Marks) -> str | None:
-    for marker_name in ("agents_group", "xdist_group"):
-        marker = marks.get(marker_name)
-        if marker is not None:
-            name = marker.args[0] if marker.args else marker.kwargs.get("name", "default")
-            return f"{marker_name}:{name}"
-    return None
-
-
-def _plan(
-    items: list[pytest.Item],
-    marks: list[_Marks],
-    settings: Settings,
-    budget: int,
-    known: dict[str, float],
-) -> tuple[Plan, dict[str, SuiteWork], list[int]]:
-    """Group the collected tests into suites and units, predict them, and size the pools."""
-    by_suite: dict[str, list[int]] = {}
-    serial: list[int] = []
-    for index, item in enumerate(items):
-        if "agents_serial" in marks[index]:
-            serial.append(index)
-            continue
-        by_suite.setdefault(item.stash[SUITE_KEY], []).append(index)
-    demands: list[SuiteDemand] = []
-    work: dict[str, SuiteWork] = {}
-    # With --agents-tx a suite can use only the gateways it may run on.
-    capacity = suite_capacity(expand(settings.tx), list(by_suite)) if settings.tx else {}
-    for suite, slots in capacity.items():
-        if slots == 0:
-            raise pytest.UsageError(
-                f"suite {suite!r} has no --agents-tx gateway to run on: every gateway is bound "
-                "to another suite with //suite=NAME"
-            )
-    for suite, indices in by_suite.items():
-        seconds, known_here = predict((items[i].nodeid for i in indices), known)
-        work[suite] = SuiteWork(
-            suite,
-            indices,
-            _units(items, marks, indices, seconds),
-            known_here,
-            tuple(dict.fromkeys(str(items[i].path) for i in indices)),
-        )
-        rule = suite_settings(settings.rules, suite)
-        demands.append(
-            SuiteDemand(
-                suite,
-                len(indices),
-                sum(seconds) if known_here else None,
-                items=rule.items or settings.items,
-                min_items=settings.min_items,
-                max_agents=min(rule.max_agents or capacity[suite], capacity[suite])
-                if capacity
-                else rule.max_agents,
-                exclusive=rule.exclusive,
-            )
-        )
-    return plan_suites(demands, budget), work, serial
-
-
-def _units(
-    items: list[pytest.Item], marks: list[_Marks], indices: Iterable[int], seconds: list[float]
-) -> list[WorkUnit]:
-    """Each test is a unit, except that a group's tests form one unit, in collection order."""
-    units: list[list[tuple[int, float]]] = []
-    groups: dict[str, list[tuple[int, float]]] = {}
-    for index, predicted in zip(indices, seconds, strict=True):
-        group = _group(marks[index])
-        if group is None:
-            units.append([(index, predicted)])
-        elif group in groups:
-            groups[group].append((index, predicted))
-        else:
-            groups[group] = [(index, predicted)]
-            units.append(groups[group])
-    out: list[WorkUnit] = []
-    for unit in units:
-        # "path::Class::test[id]": the module, and the class ("" for a module-level test).
-        parts = items[unit[0][0]].nodeid.split("::")
-        out.append(
-            WorkUnit(
-                tuple(i for i, _ in unit),
-                sum(s for _, s in unit),
-                parts[0],
-                "::".join(parts[1:-1]),
-            )
-        )
-    return out
 
 
 _PREVIOUS_KEY = pytest.StashKey[dict[str, float]]()

@@ -1153,12 +1153,12 @@ def test_installed_but_not_asked_for_the_plugin_plans_nothing(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without --agents (or a shard, or a plan) no test's markers are read for planning."""
-    from pytest_parallel_agents import plugin
+    from pytest_parallel_agents import collected
 
     def refuse(item: pytest.Item) -> object:
         raise AssertionError(f"planning walked {item.nodeid} in a plain run")
 
-    monkeypatch.setattr(plugin, "_closest_marks", refuse)
+    monkeypatch.setattr(collected, "closest_marks", refuse)
     pytester.makepyfile(
         test_plain="""
         import pytest
