@@ -40,7 +40,7 @@ test: lint typecheck pytest
 # The other end of what pyproject.toml declares: the oldest Python (3.10) with pytest 8, in a
 # venv of its own. `.ci/run` runs it wherever a Python 3.10 is found (PATH, then pyenv).
 ifndef COMPAT_PYTHON
-COMPAT_PYTHON := $(shell for p in $$(command -v python3.10) $(HOME)/.pyenv/versions/3.10*/bin/python3; do \
+COMPAT_PYTHON = $(shell for p in $$(command -v python3.10) $(HOME)/.pyenv/versions/3.10*/bin/python3; do \
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { echo "$$p"; break; }; done)
 endif
 COMPAT_VENV := .venv-compat
