@@ -9,11 +9,9 @@ from dataclasses import dataclass, field
 from typing import final
 
 from .runstate import AgentRecord
-from .scheduling import MAX_WINDOW, MIN_WINDOW, SuiteQueue, WorkUnit, window_for
+from .scheduling import MIN_WINDOW, SuiteQueue, WorkUnit, window_for
 from .sizing import RunningPool, SuitePlan
 from .transport import AgentLink
-
-__all__ = ["MAX_WINDOW", "MIN_WINDOW", "AgentState", "PoolState", "SuiteWork"]
 
 
 @final

@@ -198,17 +198,13 @@ class SuiteQueue:
             seen.update(unit.tests)
         self._durations_known = durations_known
         self._count = len(seen)  # tests pending anywhere, kept up to date (asked per dispatch)
-        # Share of its unit's prediction for each test, used when it is requeued alone.
-        self._test_seconds = {
-            test: unit.predicted / len(unit.tests) for unit in units for test in unit.tests
-        }
         self._front: deque[WorkUnit] = deque()
         # Highest test index handed to each agent, to steal forward first; the scopes it
         # has been in, and the one it is in now.
         self._last: dict[str, int] = {}
         self._visited: dict[str, set[str]] = {}
         self._current: dict[str, str] = {}
-        self._scope_of = {test: unit.scope for unit in units for test in unit.tests}
+        # Each test's unit as planned: its scope, its share of the prediction, the group.
         self._unit_of = {test: unit for unit in units for test in unit.tests}
         # Without durations each agent's share runs in collection order; with them, longest
         # first (module by module), so that the agents end on short, stealable tests.
@@ -290,7 +286,8 @@ class SuiteQueue:
             self._last[agent] = max(self._last.get(agent, -1), max(batch))
             scopes = self._visited.setdefault(agent, set())
             for test in batch:
-                scope = self._scope_of.get(test, "")
+                planned = self._unit_of.get(test)
+                scope = planned.scope if planned is not None else ""
                 scopes.add(scope)
                 self._current[agent] = scope
         return batch
@@ -351,7 +348,10 @@ class SuiteQueue:
     def requeue(self, tests: Sequence[int]) -> None:
         """Put ``tests`` at the front: the next take() by any agent returns them first."""
         for test in tests:
-            self._front.append(WorkUnit((test,), self._test_seconds.get(test, 0.0)))
+            # Alone now, with its share of its unit's prediction.
+            unit = self._unit_of.get(test)
+            seconds = unit.predicted / len(unit.tests) if unit is not None else 0.0
+            self._front.append(WorkUnit((test,), seconds))
         self._count += len(tests)
 
     def whole_units(self, tests: Sequence[int]) -> list[tuple[int, ...]]:

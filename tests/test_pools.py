@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_parallel_agents.pools import MAX_WINDOW, MIN_WINDOW, PoolState, SuiteWork
+from pytest_parallel_agents.pools import PoolState, SuiteWork
 from pytest_parallel_agents.runstate import AgentRecord
-from pytest_parallel_agents.scheduling import SuiteQueue, WorkUnit
+from pytest_parallel_agents.scheduling import MAX_WINDOW, MIN_WINDOW, SuiteQueue, WorkUnit
 from pytest_parallel_agents.sizing import RunningPool, SuitePlan
 
 
