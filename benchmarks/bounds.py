@@ -82,7 +82,12 @@ def collection_order(recorded: Mapping[str, float]) -> list[float]:
 
 
 def queue_schedule(
-    durations: Sequence[float], scopes: Sequence[str], n: int, *, known: bool
+    durations: Sequence[float],
+    scopes: Sequence[str],
+    n: int,
+    *,
+    known: bool,
+    in_order: bool = False,
 ) -> float:
     """Makespan of the plugin's dispatch on ``n`` agents that all start at 0, no overhead.
 
@@ -94,6 +99,8 @@ def queue_schedule(
     once nothing is left to hand out, the agent holding the most unstarted tests (at least
     ``MIN_RECLAIM`` beyond its next) is asked to give back those behind its next one (it
     does between two tests), and agents left with one test or none wait for them.
+    ``in_order`` simulates ``--agents-order collection`` (the default of a run); without it
+    ``longest-first``.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -103,19 +110,24 @@ def queue_schedule(
         WorkUnit((i,), seconds if known else 0.0, scope=scope)
         for i, (seconds, scope) in enumerate(zip(durations, scopes, strict=True))
     ]
-    return _Simulation(durations, units, n, known).run()
+    return _Simulation(durations, units, n, known, in_order).run()
 
 
 class _Simulation:
     """The controller's dispatch and the agents' loops, in simulated time."""
 
     def __init__(
-        self, durations: Sequence[float], units: list[WorkUnit], n: int, known: bool
+        self,
+        durations: Sequence[float],
+        units: list[WorkUnit],
+        n: int,
+        known: bool,
+        in_order: bool,
     ) -> None:
         self.durations = durations
         self.n = n
         self.agents = [f"agent{k}" for k in range(n)]
-        self.queue = SuiteQueue(units, self.agents, durations_known=known)
+        self.queue = SuiteQueue(units, self.agents, durations_known=known, in_order=in_order)
         self.held: dict[str, deque[int]] = {agent: deque() for agent in self.agents}
         self.running = dict.fromkeys(self.agents, False)
         self.finishing = dict.fromkeys(self.agents, False)
@@ -153,7 +165,7 @@ class _Simulation:
             want = refill(len(mine), limit)
             if want:
                 mine.extend(self.queue.top_up(agent, len(mine), want))
-                if self.queue.empty:
+                if self.queue.exhausted_for(agent):
                     if len(mine) <= 2:
                         self.reclaim(agent, now)
                     if len(mine) <= 1 and self.reclaiming is None:
@@ -164,7 +176,7 @@ class _Simulation:
         if self.reclaiming is not None:
             return
         offer = self.queue.reclaim_offer(
-            {other: self.held[other] for other in self.agents if other != asking}
+            {other: self.held[other] for other in self.agents if other != asking}, asking
         )
         if offer is not None:
             self.reclaiming = offer

@@ -67,6 +67,7 @@ class Controller:
         max_restarts: int,
         max_retries: int,
         start_method: str,
+        in_order: bool = True,
         timeout: float | None = None,
         timeouts: dict[int, float] | None = None,
         heartbeat: float = 30.0,
@@ -80,6 +81,7 @@ class Controller:
         self._session = session
         self._items = session.items
         self._work = work
+        self._in_order = in_order
         self._run = run
         self._basetemp = basetemp
         self._coverage = coverage
@@ -226,7 +228,12 @@ class Controller:
             work = self._work[suite.name]
             pool = PoolState(
                 work,
-                SuiteQueue(work.units, names, durations_known=work.durations_known),
+                SuiteQueue(
+                    work.units,
+                    names,
+                    durations_known=work.durations_known,
+                    in_order=self._in_order,
+                ),
                 suite.agents,
                 suite,
             )
@@ -431,7 +438,7 @@ class Controller:
             agent.last_dispatch = time.time()
             agent.link.send(RunTests(tuple(batch)))
         agent.awaiting_return = False
-        if not pool.queue.empty:
+        if not pool.queue.exhausted_for(agent.record.id):
             return
         if len(agent.in_flight) <= 2:
             # Nothing left to hand out but what other agents hold and have not started.
@@ -461,7 +468,7 @@ class Controller:
             and not other.finished
             and other.ready
         }
-        offer = pool.queue.reclaim_offer(holdings)
+        offer = pool.queue.reclaim_offer(holdings, asking.record.id)
         if offer is not None:
             victim, units = offer
             pool.reclaiming = victim

@@ -23,6 +23,8 @@ GROUP: Final = "parallel-agents"
 DEFAULT_ITEMS: Final = 5
 DEFAULT_MIN_ITEMS: Final = 3
 DEFAULT_DURATIONS: Final = ".test_durations"
+# --agents-order values; the first is the default.
+ORDERS: Final = ("collection", "longest-first")
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -96,6 +98,16 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         help="how local agents start: fork this process after collection (default on Linux) "
         "or spawn fresh interpreters that collect their own files. ini: agents_start",
+    )
+    group.addoption(
+        "--agents-order",
+        dest="agents_order",
+        metavar="collection|longest-first",
+        default=None,
+        help="collection (default): every agent runs its tests in the order of the collection, "
+        "as a plain run does; longest-first: known durations run longest first and idle "
+        "agents take any pending test, for suites whose tests do not depend on what ran "
+        "before them. ini: agents_order",
     )
     group.addoption(
         "--agents-shard",
@@ -184,6 +196,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("agents_retries", "default for --agents-retries", default="")
     parser.addini("agents", "default for --agents (N or auto)", default="")
     parser.addini("agents_start", "default for --agents-start (fork or spawn)", default="")
+    parser.addini("agents_order", "default for --agents-order", default="")
     parser.addini("agents_items", "default for --agents-items", default="")
     parser.addini("agents_min_items", "default for --agents-min-items", default="")
     parser.addini("agents_metrics", "default for --agents-metrics", default="")
@@ -212,6 +225,7 @@ class Settings:
     store_durations: bool
     rules: tuple[SuiteRule, ...]
     start_method: str
+    in_order: bool  # --agents-order collection
     shard: Shard | None
     max_restarts: int | None
     retries: int
@@ -294,6 +308,9 @@ def load_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"--agents-start expects fork or spawn, got {start_method!r}")
     if start_method == "fork" and not can_fork():
         raise pytest.UsageError("--agents-start fork is not available on this platform")
+    order = (option.agents_order or _ini(config, "agents_order") or ORDERS[0]).strip().lower()
+    if order not in ORDERS:
+        raise pytest.UsageError(f"--agents-order expects {' or '.join(ORDERS)}, got {order!r}")
     try:
         shard = _shard(option.agents_shard)
     except ShardError as exc:
@@ -310,6 +327,7 @@ def load_settings(config: pytest.Config) -> Settings:
         store_durations=bool(option.agents_store_durations),
         rules=rules,
         start_method=start_method or ("fork" if can_fork() else "spawn"),
+        in_order=order == ORDERS[0],
         shard=shard,
         max_restarts=_count(
             option.agents_max_restarts or _ini(config, "agents_max_restarts"),

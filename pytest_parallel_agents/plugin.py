@@ -230,7 +230,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             + ", ".join(f"{s.name} {s.tests}→{s.agents}" for s in plan.suites)
             + (
                 "; longest first, by the last run's durations"
-                if cached and run.durations_known
+                if cached and run.durations_known and not settings.in_order
                 else ""
             )
         )
@@ -249,6 +249,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         timeouts=collected.marker_timeouts(marks),
         heartbeat=settings.heartbeat,
         start_method=settings.start_method,
+        in_order=settings.in_order,
         coverage=coverage.request if coverage is not None else None,
         coverage_sink=coverage.add_remote if coverage is not None else None,
         tx=settings.tx,

@@ -180,14 +180,28 @@ def _chunks(units: Sequence[WorkUnit], agents: Sequence[str]) -> dict[str, list[
 class SuiteQueue:
     """Pending tests of one suite, per agent, plus a shared front queue for retries.
 
-    Each agent keeps its own pending units module by module (in collection order, or with
-    known durations longest first: ``longest_first``), so module and class fixtures are set
-    up once per agent; an agent that runs dry steals the tail half of the busiest agent's
-    pending units.
+    ``in_order`` (the default of a run): every agent runs its tests as a subsequence of the
+    collection order, as in a plain run or under xdist's ``load``, since real suites depend
+    on what ran before a test in the same process. The pending units are one list in
+    collection order; an agent takes the earliest units that come after the last one it
+    took, so agents share the suite as it goes, window by window, and nobody runs anything
+    that lies before what it already ran. A unit no running agent may take any more (tests
+    of a crashed agent) waits for a fresh agent.
+
+    Otherwise (``--agents-order longest-first``, for suites known to be order-independent)
+    each agent keeps its own pending units module by module (contiguous chunks in collection
+    order, or with known durations LPT shares run longest first: ``longest_first``), so
+    module and class fixtures are set up once per agent; an agent that runs dry steals the
+    tail half of the busiest agent's pending units, backwards too.
     """
 
     def __init__(
-        self, units: Sequence[WorkUnit], agents: Sequence[str], *, durations_known: bool
+        self,
+        units: Sequence[WorkUnit],
+        agents: Sequence[str],
+        *,
+        durations_known: bool,
+        in_order: bool = True,
     ) -> None:
         if len(set(agents)) != len(agents):
             raise ValueError(f"duplicate agent names in {list(agents)!r}")
@@ -197,6 +211,10 @@ class SuiteQueue:
                 raise ValueError(f"test indices appear twice, in unit {unit.tests!r}")
             seen.update(unit.tests)
         self._durations_known = durations_known
+        self._in_order = in_order
+        # In order: every pending unit, sorted by its first test, and those first tests.
+        self._ordered: list[WorkUnit] = []
+        self._firsts: list[int] = []
         self._count = len(seen)  # tests pending anywhere, kept up to date (asked per dispatch)
         self._front: deque[WorkUnit] = deque()
         # Highest test index handed to each agent, to steal forward first; the scopes it
@@ -208,9 +226,15 @@ class SuiteQueue:
         self._unit_of = {test: unit for unit in units for test in unit.tests}
         # Without durations each agent's share runs in collection order; with them, longest
         # first (module by module), so that the agents end on short, stealable tests.
-        self._order: Callable[[WorkUnit], Any] = longest_first(units) if durations_known else _first
+        self._order: Callable[[WorkUnit], Any] = (
+            longest_first(units) if durations_known and not in_order else _first
+        )
         self._own: dict[str, list[WorkUnit]]
-        if not agents:
+        if in_order:
+            self._own = {agent: [] for agent in agents}
+            self._ordered = sorted(units, key=_first)
+            self._firsts = [_first(unit) for unit in self._ordered]
+        elif not agents:
             # Nobody to assign to yet: whoever is added later takes from the front.
             self._own = {}
             self._front.extend(sorted(units, key=self._order))
@@ -272,6 +296,8 @@ class SuiteQueue:
         if max_tests < 1:
             raise ValueError(f"max_tests must be >= 1, got {max_tests}")
         own = self._pending_units(agent)
+        if self._in_order:
+            return self._take_in_order(agent, max_tests)
         batch: list[int] = []
         _fill(batch, self._front, max_tests)
         if self._front:
@@ -291,6 +317,36 @@ class SuiteQueue:
                 scopes.add(scope)
                 self._current[agent] = scope
         return batch
+
+    def _take_in_order(self, agent: str, max_tests: int) -> list[int]:
+        """The earliest units after the last one ``agent`` took, within ``max_tests``."""
+        start = bisect.bisect_right(self._firsts, self._last.get(agent, -1))
+        end = start
+        batch: list[int] = []
+        while end < len(self._ordered) and (
+            not batch or len(batch) + len(self._ordered[end].tests) <= max_tests
+        ):
+            batch.extend(self._ordered[end].tests)
+            end += 1
+        if batch:
+            # A group's position is its first test: the agent goes on after it.
+            self._last[agent] = self._firsts[end - 1]
+            del self._ordered[start:end]
+            del self._firsts[start:end]
+            self._count -= len(batch)
+        return batch
+
+    def _insert_in_order(self, unit: WorkUnit) -> None:
+        at = bisect.bisect_right(self._firsts, _first(unit))
+        self._ordered.insert(at, unit)
+        self._firsts.insert(at, _first(unit))
+
+    def exhausted_for(self, agent: str) -> bool:
+        """Whether nothing pending could ever be given to ``agent`` (in order: nothing after
+        the last unit it took; otherwise nothing at all, since it may steal anything)."""
+        if not self._in_order:
+            return self.empty
+        return not self._ordered or self._firsts[-1] <= self._last.get(agent, -1)
 
     def _steal(self, thief: str, *, follower: bool = False) -> bool:
         """Move the tail half of the busiest agent's pending units to ``thief``.
@@ -351,7 +407,16 @@ class SuiteQueue:
             # Alone now, with its share of its unit's prediction.
             unit = self._unit_of.get(test)
             seconds = unit.predicted / len(unit.tests) if unit is not None else 0.0
-            self._front.append(WorkUnit((test,), seconds))
+            alone = WorkUnit(
+                (test,),
+                seconds,
+                unit.scope if unit is not None else "",
+                unit.subscope if unit is not None else "",
+            )
+            if self._in_order:
+                self._insert_in_order(alone)
+            else:
+                self._front.append(alone)
         self._count += len(tests)
 
     def whole_units(self, tests: Sequence[int]) -> list[tuple[int, ...]]:
@@ -372,17 +437,18 @@ class SuiteQueue:
         return units
 
     def reclaim_offer(
-        self, holdings: Mapping[str, Sequence[int]]
+        self, holdings: Mapping[str, Sequence[int]], asking: str | None = None
     ) -> tuple[str, list[tuple[int, ...]]] | None:
         """Whom to ask for tests back, and which: of the agents holding ``holdings`` (the
         tests sent to each and not reported, in order), the one with the most tests in whole
         units behind its first two (one may be running, the next is its ``nextitem``), if
-        that is at least ``MIN_RECLAIM``."""
+        that is at least ``MIN_RECLAIM``. In order, only units ``asking`` may still take."""
+        after = self._last.get(asking, -1) if self._in_order and asking is not None else -1
         best: tuple[int, str, list[tuple[int, ...]]] | None = None
         for agent, held in holdings.items():
             if len(held) < 2 + MIN_RECLAIM:
                 continue
-            units = self.whole_units(list(held)[2:])
+            units = [u for u in self.whole_units(list(held)[2:]) if u[0] > after]
             size = sum(map(len, units))
             if size >= MIN_RECLAIM and (best is None or size > best[0]):
                 best = (size, agent, units)
@@ -394,7 +460,10 @@ class SuiteQueue:
             unit = self._unit_of.get(tests[0]) if tests else None
             if unit is None or unit.tests != tests:
                 raise ValueError(f"{tests!r} is not a unit of this suite")
-            self._front.append(unit)
+            if self._in_order:
+                self._insert_in_order(unit)
+            else:
+                self._front.append(unit)
             self._count += len(tests)
 
     def add_agent(self, agent: str) -> None:
@@ -412,8 +481,9 @@ class SuiteQueue:
 
     def drain(self) -> list[int]:
         """Remove and return every pending test (front queue first), e.g. when no agent is left."""
-        units = list(self._front)
+        units = list(self._front) + self._ordered
         self._front.clear()
+        self._ordered, self._firsts = [], []
         for pending in self._own.values():
             units.extend(pending)
             pending.clear()
@@ -430,12 +500,12 @@ class SuiteQueue:
 
     @property
     def empty(self) -> bool:
-        return not self._front and not any(self._own.values())
+        return not self._front and not self._ordered and not any(self._own.values())
 
     @property
     def pending_units(self) -> int:
         """Units not taken yet, anywhere: how many agents could still be given work."""
-        return len(self._front) + sum(map(len, self._own.values()))
+        return len(self._front) + len(self._ordered) + sum(map(len, self._own.values()))
 
     @property
     def total_pending(self) -> int:

@@ -1,4 +1,5 @@
-"""Each run keeps its durations in pytest's cache; the next run schedules longest first."""
+"""Each run keeps its durations in pytest's cache; the next run sizes (and, asked to,
+orders) its work by them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from pytest_parallel_agents.durations import CACHE_KEY, cache_update, from_cache
 
 PARALLEL = ("--agents", "2", "--agents-items", "1", "--agents-min-items", "1")
+LONGEST_FIRST = ("--agents-order", "longest-first")
 CACHE_FILE = Path(".pytest_cache", "v", *CACHE_KEY.split("/"))
 
 # Seven quick tests, then a slow one last: without durations the agents take a half each,
@@ -70,7 +72,13 @@ def test_the_next_run_starts_the_slow_test_first(pytester: pytest.Pytester, proj
     assert len(cached) == 8
     assert cached["test_mix.py::test_slow"] >= 0.4 > cached["test_mix.py::test_quick[0]"]
 
-    second = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL)
+    # By default the cached durations never reorder: each agent keeps collection order.
+    again = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL)
+    again.assert_outcomes(passed=8)
+    assert _slow_position(log)[0] >= 3
+    again.stdout.no_fnmatch_line("*longest first*")
+
+    second = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL, *LONGEST_FIRST)
     second.assert_outcomes(passed=8)
     assert _slow_position(log)[0] == 0
     second.stdout.fnmatch_lines(["parallel agents: *; longest first, by the last run's durations"])
@@ -130,6 +138,7 @@ def test_two_long_tests_of_known_duration_run_side_by_side(
         "1",
         "--agents-durations",
         "durations.json",
+        *LONGEST_FIRST,
     )
     result.assert_outcomes(passed=22)
     ran = read_ran_log(log)

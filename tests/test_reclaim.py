@@ -13,6 +13,9 @@ from helpers import QUIET_PLUGINS, ran_log, read_ran_log
 from pytest_parallel_agents.scheduling import withdraw
 
 PARALLEL = ("--agents", "4", "--agents-items", "1", "--agents-min-items", "1")
+# Giving tests back is how --agents-order longest-first ends a suite; in collection order an
+# agent may only be given back tests after the last it ran (the slow-module case).
+LONGEST_FIRST = "--agents-order=longest-first"
 
 # Quick tests first, then a slow module: nothing says it is slow (no durations), so the
 # agent whose share reaches it takes a window of its tests before any of them has run.
@@ -48,13 +51,18 @@ def log(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
     return ran_log(pytester, monkeypatch)
 
 
+@pytest.mark.parametrize("order", ["collection", "longest-first"])
 @pytest.mark.parametrize("start", ["fork", "spawn"])
 def test_a_slow_module_met_without_durations_is_shared_out(
-    pytester: pytest.Pytester, log: Path, start: str
+    pytester: pytest.Pytester, log: Path, start: str, order: str
 ) -> None:
     pytester.makepyfile(test_a_quick=QUICK, test_b_slow=SLOW)
     result = pytester.runpytest(
-        *QUIET_PLUGINS, *PARALLEL, f"--agents-start={start}", "--agents-metrics=m.json"
+        *QUIET_PLUGINS,
+        *PARALLEL,
+        f"--agents-start={start}",
+        f"--agents-order={order}",
+        "--agents-metrics=m.json",
     )
     result.assert_outcomes(passed=224)
     slow_agents = Counter(agent for agent, name in read_ran_log(log) if name.startswith("slow"))
@@ -75,7 +83,7 @@ def test_a_group_comes_back_whole_or_not_at_all(pytester: pytest.Pytester, log: 
         ),
         test_c_slow=SLOW.replace('note(f"slow{i}")', 'note(f"other{i}")'),
     )
-    result = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL)
+    result = pytester.runpytest(*QUIET_PLUGINS, *PARALLEL, LONGEST_FIRST)
     result.assert_outcomes(passed=248)
     ran = read_ran_log(log)
     group = {agent for agent, name in ran if name.startswith("slow")}
@@ -112,6 +120,7 @@ def test_an_agent_that_dies_before_it_gives_tests_back(pytester: pytest.Pytester
         "--agents-items=1",
         "--agents-min-items=1",
         "--agents-metrics=m.json",
+        LONGEST_FIRST,
         timeout=120,
     )
     result.assert_outcomes(passed=99, failed=1)
@@ -140,6 +149,7 @@ def test_an_agent_waiting_for_tests_back_is_not_taken_for_a_silent_one(
         "--agents-min-items=1",
         "--agents-heartbeat=2",
         "--agents-metrics=m.json",
+        LONGEST_FIRST,
     )
     result.assert_outcomes(passed=100)
     metrics = json.loads((pytester.path / "m.json").read_text())

@@ -34,18 +34,20 @@ def test_work_unit_validation(tests: tuple[int, ...], predicted: float) -> None:
 
 def test_constructor_rejects_duplicates() -> None:
     with pytest.raises(ValueError, match="duplicate agent"):
-        SuiteQueue(singles(2), ["a", "a"], durations_known=False)
+        SuiteQueue(singles(2), ["a", "a"], durations_known=False, in_order=False)
     with pytest.raises(ValueError, match="appear twice"):
-        SuiteQueue([WorkUnit((1, 2), 0), WorkUnit((2,), 0)], ["a"], durations_known=False)
+        SuiteQueue(
+            [WorkUnit((1, 2), 0), WorkUnit((2,), 0)], ["a"], durations_known=False, in_order=False
+        )
     with pytest.raises(ValueError, match="appear twice"):
-        SuiteQueue([WorkUnit((1, 1), 0)], ["a"], durations_known=False)
+        SuiteQueue([WorkUnit((1, 1), 0)], ["a"], durations_known=False, in_order=False)
 
 
 # -- initial assignment ------------------------------------------------------
 
 
 def test_contiguous_chunks_without_durations() -> None:
-    queue = SuiteQueue(singles(10), ["a", "b", "c"], durations_known=False)
+    queue = SuiteQueue(singles(10), ["a", "b", "c"], durations_known=False, in_order=False)
     assert [queue.pending(a) for a in "abc"] == [3, 4, 3]
     assert queue.take("a", 10) == [0, 1, 2]
     assert queue.take("b", 10) == [3, 4, 5, 6]
@@ -55,14 +57,14 @@ def test_contiguous_chunks_without_durations() -> None:
 
 def test_contiguous_chunks_keep_units_whole() -> None:
     units = [WorkUnit((0, 1, 2, 3), 0), WorkUnit((4,), 0), WorkUnit((5,), 0), WorkUnit((6, 7), 0)]
-    queue = SuiteQueue(units, ["a", "b"], durations_known=False)
+    queue = SuiteQueue(units, ["a", "b"], durations_known=False, in_order=False)
     assert queue.take("a", 100) == [0, 1, 2, 3]
     assert queue.take("b", 100) == [4, 5, 6, 7]
 
 
 def test_lpt_assignment_then_longest_first() -> None:
     units = [WorkUnit((i,), p) for i, p in enumerate([1.0, 5.0, 2.0, 4.0, 3.0])]
-    queue = SuiteQueue(units, ["a", "b"], durations_known=True)
+    queue = SuiteQueue(units, ["a", "b"], durations_known=True, in_order=False)
     # LPT: 5->a, 4->b, 3->b, 2->a, 1->a (ties go to the earlier agent); each list longest
     # first, so that each agent ends on its shortest test.
     assert queue.pending_seconds("a") == 8.0
@@ -82,10 +84,17 @@ def test_longest_first_keeps_modules_and_classes_whole() -> None:
         WorkUnit((4,), 0.1, "m2", ""),
         WorkUnit((5,), 9.0, "m2", ""),
     ]
-    queue = SuiteQueue(units, ["a"], durations_known=True)
+    queue = SuiteQueue(units, ["a"], durations_known=True, in_order=False)
     assert drain(queue, "a") == [5, 4, 1, 2, 3, 0]
     # Without durations: collection order, as before.
-    assert drain(SuiteQueue(units, ["a"], durations_known=False), "a") == [0, 1, 2, 3, 4, 5]
+    assert drain(SuiteQueue(units, ["a"], durations_known=False, in_order=False), "a") == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
 
 
 @settings(max_examples=100, deadline=None)
@@ -99,7 +108,7 @@ def test_each_agent_runs_a_module_in_one_visit_and_ends_on_its_shortest(
 ) -> None:
     units = [WorkUnit((i,), p, modules[i]) for i, p in enumerate(seconds)]
     names = [f"a{n}" for n in range(agents)]
-    queue = SuiteQueue(units, names, durations_known=True)
+    queue = SuiteQueue(units, names, durations_known=True, in_order=False)
     for name in names:
         order = queue.take(name, len(seconds), steal=False)  # its whole share, in order
         visits = [modules[t] for t in order]
@@ -113,14 +122,16 @@ def test_each_agent_runs_a_module_in_one_visit_and_ends_on_its_shortest(
 
 
 def test_more_agents_than_units() -> None:
-    queue = SuiteQueue(singles(2), ["a", "b", "c", "d"], durations_known=False)
+    queue = SuiteQueue(singles(2), ["a", "b", "c", "d"], durations_known=False, in_order=False)
     assert sum(queue.pending(a) for a in "abcd") == 2
     assert queue.total_pending == 2
     assert sorted(drain(queue, "d")) == [0, 1]
 
 
 def test_no_agents_puts_everything_in_front() -> None:
-    queue = SuiteQueue([WorkUnit((0, 1), 0), WorkUnit((2,), 0)], [], durations_known=False)
+    queue = SuiteQueue(
+        [WorkUnit((0, 1), 0), WorkUnit((2,), 0)], [], durations_known=False, in_order=False
+    )
     assert queue.agents == ()
     assert queue.total_pending == 3
     queue.add_agent("late")
@@ -130,7 +141,7 @@ def test_no_agents_puts_everything_in_front() -> None:
 
 
 def test_empty_queue() -> None:
-    queue = SuiteQueue([], ["a"], durations_known=True)
+    queue = SuiteQueue([], ["a"], durations_known=True, in_order=False)
     assert queue.empty
     assert queue.total_pending == 0
     assert queue.take("a", 5) == []
@@ -141,7 +152,7 @@ def test_empty_queue() -> None:
 
 def test_take_respects_max_tests_but_never_splits_a_unit() -> None:
     units = [WorkUnit((0,), 0), WorkUnit((1, 2, 3), 0), WorkUnit((4,), 0), WorkUnit((5,), 0)]
-    queue = SuiteQueue(units, ["a"], durations_known=False)
+    queue = SuiteQueue(units, ["a"], durations_known=False, in_order=False)
     # The group does not fit after test 0, and later units may not overtake it.
     assert queue.take("a", 2) == [0]
     assert queue.take("a", 2) == [1, 2, 3]
@@ -150,7 +161,7 @@ def test_take_respects_max_tests_but_never_splits_a_unit() -> None:
 
 
 def test_take_rejects_bad_arguments() -> None:
-    queue = SuiteQueue(singles(3), ["a"], durations_known=False)
+    queue = SuiteQueue(singles(3), ["a"], durations_known=False, in_order=False)
     with pytest.raises(ValueError):
         queue.take("a", 0)
     with pytest.raises(KeyError):
@@ -161,7 +172,7 @@ def test_take_rejects_bad_arguments() -> None:
 
 def test_steal_picks_the_most_pending_seconds() -> None:
     units = [WorkUnit((0,), 10.0), *(WorkUnit((i,), 1.0) for i in range(1, 5))]
-    queue = SuiteQueue(units, ["a", "b", "c"], durations_known=True)
+    queue = SuiteQueue(units, ["a", "b", "c"], durations_known=True, in_order=False)
     assert [queue.pending(x) for x in "abc"] == [1, 2, 2]
     assert queue.take("c", 100) == [2, 4]
     # b has more tests pending, but a has more seconds: a is the victim.
@@ -174,7 +185,7 @@ def test_steal_picks_the_most_pending_seconds() -> None:
 
 
 def test_steal_without_durations_counts_tests() -> None:
-    queue = SuiteQueue(singles(9), ["a", "b", "c"], durations_known=False)
+    queue = SuiteQueue(singles(9), ["a", "b", "c"], durations_known=False, in_order=False)
     assert queue.take("a", 3) == [0, 1, 2]
     queue.take("b", 1)  # b keeps 4, 5; c keeps 6, 7, 8
     assert queue.pending_seconds("c") == 3.0
@@ -184,13 +195,13 @@ def test_steal_without_durations_counts_tests() -> None:
 
 
 def test_steal_takes_the_last_unit() -> None:
-    queue = SuiteQueue(singles(1), ["a", "b"], durations_known=False)
+    queue = SuiteQueue(singles(1), ["a", "b"], durations_known=False, in_order=False)
     assert queue.take("b", 1) == [0]
     assert queue.empty
 
 
 def test_stolen_units_beyond_max_tests_stay_with_the_thief() -> None:
-    queue = SuiteQueue(singles(8), ["a", "b"], durations_known=False)
+    queue = SuiteQueue(singles(8), ["a", "b"], durations_known=False, in_order=False)
     assert queue.take("a", 4) == [0, 1, 2, 3]
     assert queue.take("a", 1) == [6]
     assert queue.pending("a") == 1
@@ -203,7 +214,7 @@ def test_a_long_tests_follower_is_a_short_test_not_the_other_long_one() -> None:
     # 10 s test, not started yet) ran both long tests in a row: twice the run.
     units = [WorkUnit((i,), 0.1) for i in range(100)]
     units += [WorkUnit((100,), 10.0), WorkUnit((101,), 10.0)]
-    queue = SuiteQueue(units, ["a", "b", "c", "d"], durations_known=True)
+    queue = SuiteQueue(units, ["a", "b", "c", "d"], durations_known=True, in_order=False)
     first = queue.top_up("a", held=0, want=3)
     second = queue.top_up("b", held=0, want=3)
     assert {first[0], second[0]} == {100, 101}
@@ -214,7 +225,7 @@ def test_a_long_tests_follower_is_a_short_test_not_the_other_long_one() -> None:
 def test_a_follower_is_the_shortest_unit_of_the_victims_tails() -> None:
     durations = [5.0, 2.0, 1.5, 1.0, 0.5]
     units = [WorkUnit((i,), seconds) for i, seconds in enumerate(durations)]
-    queue = SuiteQueue(units, ["a", "b"], durations_known=True)
+    queue = SuiteQueue(units, ["a", "b"], durations_known=True, in_order=False)
     # LPT: a gets 5; b gets 2, 1.5, 1 and 0.5 (5 s too).
     assert queue.take("a", 10) == [0]
     assert queue.pending("b") == 4
@@ -225,7 +236,7 @@ def test_a_follower_is_the_shortest_unit_of_the_victims_tails() -> None:
 
 
 def test_without_durations_a_follower_still_steals_half() -> None:
-    queue = SuiteQueue(singles(8), ["a", "b"], durations_known=False)
+    queue = SuiteQueue(singles(8), ["a", "b"], durations_known=False, in_order=False)
     assert queue.take("a", 4) == [0, 1, 2, 3]
     assert queue.take("a", 1, steal=True, follower=True) == [6]
     assert queue.pending("a") == 1  # the rest of the stolen half stays with the thief
@@ -237,7 +248,7 @@ def test_without_durations_a_follower_still_steals_half() -> None:
 def test_only_whole_units_may_be_given_back() -> None:
     units = [WorkUnit((0,), 1.0), WorkUnit((1, 2, 3), 1.0), WorkUnit((4,), 1.0)]
     units.append(WorkUnit((5, 6), 1.0))
-    queue = SuiteQueue(units, ["a", "b"], durations_known=False)
+    queue = SuiteQueue(units, ["a", "b"], durations_known=False, in_order=False)
     # 1 of the group (1, 2, 3) has run or is running elsewhere in the batch: the group stays.
     assert queue.whole_units([2, 3, 4, 5, 6]) == [(4,), (5, 6)]
     assert queue.whole_units([6, 5, 0]) == [(5, 6), (0,)]
@@ -246,7 +257,7 @@ def test_only_whole_units_may_be_given_back() -> None:
 
 def test_units_given_back_come_first_and_whole() -> None:
     units = [WorkUnit((0,), 1.0), WorkUnit((1, 2), 1.0), WorkUnit((3,), 1.0)]
-    queue = SuiteQueue(units, ["a", "b"], durations_known=False)
+    queue = SuiteQueue(units, ["a", "b"], durations_known=False, in_order=False)
     held = queue.take("a", 10) + queue.take("b", 10)
     assert queue.empty and sorted(held) == [0, 1, 2, 3]
     queue.give_back([(1, 2), (3,)])
@@ -262,7 +273,7 @@ def test_units_given_back_come_first_and_whole() -> None:
 
 
 def test_requeued_tests_come_first_fifo_to_any_agent() -> None:
-    queue = SuiteQueue(singles(6), ["a", "b"], durations_known=False)
+    queue = SuiteQueue(singles(6), ["a", "b"], durations_known=False, in_order=False)
     first = queue.take("a", 2)
     assert first == [0, 1]
     queue.requeue([1])
@@ -273,7 +284,7 @@ def test_requeued_tests_come_first_fifo_to_any_agent() -> None:
 
 
 def test_requeue_batch_stops_before_own_units_when_front_is_not_drained() -> None:
-    queue = SuiteQueue(singles(4), ["a"], durations_known=False)
+    queue = SuiteQueue(singles(4), ["a"], durations_known=False, in_order=False)
     taken = queue.take("a", 4)
     queue.requeue(taken)
     assert queue.take("a", 2) == [0, 1]
@@ -282,7 +293,7 @@ def test_requeue_batch_stops_before_own_units_when_front_is_not_drained() -> Non
 
 def test_remove_agent_moves_whole_units_to_front() -> None:
     units = [WorkUnit((0,), 0), WorkUnit((1, 2), 0), WorkUnit((3,), 0), WorkUnit((4, 5), 0)]
-    queue = SuiteQueue(units, ["a", "b"], durations_known=False)
+    queue = SuiteQueue(units, ["a", "b"], durations_known=False, in_order=False)
     assert queue.remove_agent("b") == [3, 4, 5]
     assert queue.agents == ("a",)
     assert queue.take("a", 1) == [3]
@@ -293,7 +304,7 @@ def test_remove_agent_moves_whole_units_to_front() -> None:
 
 
 def test_add_agent_steals_work() -> None:
-    queue = SuiteQueue(singles(4), ["a"], durations_known=False)
+    queue = SuiteQueue(singles(4), ["a"], durations_known=False, in_order=False)
     assert queue.pending_units == 4
     queue.add_agent("b")
     assert queue.pending("b") == 0
@@ -309,7 +320,10 @@ def scoped(*scopes: str) -> list[WorkUnit]:
 
 def test_steal_goes_forward_into_new_modules_first() -> None:
     queue = SuiteQueue(
-        scoped("m1", "m1", "m2", "m2", "m3", "m3", "m4", "m4"), ["a", "b"], durations_known=False
+        scoped("m1", "m1", "m2", "m2", "m3", "m3", "m4", "m4"),
+        ["a", "b"],
+        durations_known=False,
+        in_order=False,
     )
     assert queue.take("a", 4) == [0, 1, 2, 3]
     assert queue.take("b", 1) == [4]
@@ -318,14 +332,18 @@ def test_steal_goes_forward_into_new_modules_first() -> None:
 
 
 def test_steal_avoids_a_module_the_thief_left_while_other_work_exists() -> None:
-    queue = SuiteQueue(scoped("m1", "m2", "m1", "m3"), ["a", "b"], durations_known=False)
+    queue = SuiteQueue(
+        scoped("m1", "m2", "m1", "m3"), ["a", "b"], durations_known=False, in_order=False
+    )
     assert queue.take("a", 2) == [0, 1]  # a has been in m1 and is now in m2
     # b's pending: 2 (m1) and 3 (m3); a steals m3, not back into m1.
     assert queue.take("a", 2) == [3]
 
 
 def test_a_dry_agent_reenters_a_module_it_left_as_a_last_resort() -> None:
-    queue = SuiteQueue(scoped("m1", "m2", "m1", "m1"), ["a", "b"], durations_known=False)
+    queue = SuiteQueue(
+        scoped("m1", "m2", "m1", "m1"), ["a", "b"], durations_known=False, in_order=False
+    )
     assert queue.take("a", 2) == [0, 1]
     assert queue.take("b", 1) == [2]
     # Only m1 work is left, which a has left: idling beside it would be worse.
@@ -368,7 +386,7 @@ def _check_units_whole(units: Sequence[WorkUnit], batches: Sequence[list[int]]) 
 def test_random_draining_returns_every_test_once(
     units: list[WorkUnit], agents: list[str], known: bool, script: list[tuple[int, int]]
 ) -> None:
-    queue = SuiteQueue(units, agents, durations_known=known)
+    queue = SuiteQueue(units, agents, durations_known=known, in_order=False)
     total = sum(len(u.tests) for u in units)
     assert queue.total_pending == total
     batches: list[list[int]] = []
@@ -392,7 +410,7 @@ def test_random_draining_returns_every_test_once(
 def test_topping_up_hands_out_every_test_once_and_keeps_two_held(
     units: list[WorkUnit], agents: list[str], known: bool, script: list[tuple[int, int]]
 ) -> None:
-    queue = SuiteQueue(units, agents, durations_known=known)
+    queue = SuiteQueue(units, agents, durations_known=known, in_order=False)
     batches: list[list[int]] = []
     for step in itertools.count():
         if queue.empty:
@@ -425,7 +443,7 @@ def test_topping_up_hands_out_every_test_once_and_keeps_two_held(
 def test_requeued_and_orphaned_tests_come_back_exactly_once(
     units: list[WorkUnit], agents: list[str], known: bool, script: list[tuple[int, int, str]]
 ) -> None:
-    queue = SuiteQueue(units, agents, durations_known=known)
+    queue = SuiteQueue(units, agents, durations_known=known, in_order=False)
     live = list(agents)
     done: list[int] = []
     requeued: set[int] = set()
@@ -459,7 +477,7 @@ def test_requeued_and_orphaned_tests_come_back_exactly_once(
 @settings(max_examples=200, deadline=None)
 @given(units=_units(), agents=_agent_names, known=st.booleans())
 def test_initial_assignment(units: list[WorkUnit], agents: list[str], known: bool) -> None:
-    queue = SuiteQueue(units, agents, durations_known=known)
+    queue = SuiteQueue(units, agents, durations_known=known, in_order=False)
     loads = [queue.pending_seconds(a) for a in agents]
     if known:
         # LPT's greedy bound: the last unit went to an agent at or below the mean.
@@ -487,7 +505,7 @@ def test_initial_assignment(units: list[WorkUnit], agents: list[str], known: boo
 
 def test_drain_returns_everything_once() -> None:
     units = [WorkUnit((0, 1), 2.0), WorkUnit((2,), 1.0), WorkUnit((3,), 1.0)]
-    queue = SuiteQueue(units, ["a", "b"], durations_known=True)
+    queue = SuiteQueue(units, ["a", "b"], durations_known=True, in_order=False)
     first = queue.take("a", 1)
     queue.requeue(first)
     assert queue.total_pending == 4
@@ -542,3 +560,125 @@ def test_window_and_refill_reject_nonsense() -> None:
 def test_hold_limit_rejects_nonsense(window: int, pending: int, agents: int) -> None:
     with pytest.raises(ValueError, match="bad arguments"):
         hold_limit(window, pending, agents)
+
+
+# -- in collection order (--agents-order collection, the default) -----------------------
+
+
+def test_in_order_agents_share_the_collection_window_by_window() -> None:
+    queue = SuiteQueue(singles(10), ["a", "b"], durations_known=False)
+    assert queue.take("a", 3) == [0, 1, 2]
+    assert queue.take("b", 3) == [3, 4, 5]
+    assert queue.take("a", 3) == [6, 7, 8]
+    assert queue.take("b", 3) == [9]
+    assert queue.empty
+
+
+def test_in_order_known_durations_do_not_reorder() -> None:
+    units = [WorkUnit((i,), seconds) for i, seconds in enumerate([0.1, 5.0, 0.1, 3.0])]
+    queue = SuiteQueue(units, ["a"], durations_known=True)
+    assert drain(queue, "a") == [0, 1, 2, 3]
+
+
+def test_in_order_an_agent_never_goes_back_behind_what_it_took() -> None:
+    queue = SuiteQueue(singles(6), ["a", "b"], durations_known=False)
+    assert queue.take("a", 2) == [0, 1]
+    assert queue.take("b", 2) == [2, 3]
+    # a crashed holding 0 and 1: they go back, but b is past them; only a fresh agent may.
+    queue.requeue([0, 1])
+    assert queue.take("b", 4) == [4, 5]
+    assert queue.exhausted_for("b")
+    assert not queue.empty
+    queue.add_agent("c")
+    assert not queue.exhausted_for("c")
+    assert queue.take("c", 4) == [0, 1]
+    assert queue.empty
+
+
+def test_in_order_returned_units_are_offered_only_to_an_agent_that_may_take_them() -> None:
+    queue = SuiteQueue(singles(12), ["a", "b"], durations_known=False)
+    assert queue.take("a", 3) == [0, 1, 2]
+    assert queue.take("b", 9) == list(range(3, 12))
+    # a ran dry: b holds 3..11, and everything behind its next (4) lies after a's last (2).
+    offer = queue.reclaim_offer({"b": list(range(3, 12))}, "a")
+    assert offer is not None
+    assert offer[0] == "b"
+    assert [u[0] for u in offer[1]] == list(range(5, 12))
+    # Had a gone past them (say it ran 10), nothing b holds may be given to it.
+    later = SuiteQueue(singles(12), ["a", "b"], durations_known=False)
+    later.take("b", 3)
+    later.take("a", 9)
+    assert later.reclaim_offer({"b": [0, 1, 2]}, "a") is None
+
+
+def test_in_order_a_group_is_placed_at_its_first_test() -> None:
+    units = [WorkUnit((0,), 1), WorkUnit((1, 5), 1), WorkUnit((2,), 1), WorkUnit((3,), 1)]
+    units += [WorkUnit((4,), 1)]
+    queue = SuiteQueue(units, ["a", "b"], durations_known=False)
+    assert queue.take("a", 3) == [0, 1, 5]
+    # The group lies at 1: a may still take what comes after 1.
+    assert queue.take("a", 1) == [2]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    units=_units(),
+    agents=_agent_names,
+    known=st.booleans(),
+    script=st.lists(
+        st.tuples(
+            st.integers(0, 5), st.integers(1, 6), st.sampled_from(["run", "crash", "return"])
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+)
+def test_in_order_every_agent_runs_a_subsequence_of_the_collection(
+    units: list[WorkUnit], agents: list[str], known: bool, script: list[tuple[int, int, str]]
+) -> None:
+    """Whatever happens (crashes requeue tests, agents give units back, fresh agents join),
+    each agent is handed units in increasing order of their first test, and every test is
+    handed out exactly once in the end."""
+    queue = SuiteQueue(units, agents, durations_known=known)
+    starts = {u.tests[0] for u in units}
+    live = list(agents)
+    positions: dict[str, list[int]] = {agent: [] for agent in agents}
+    done: list[int] = []
+    requeued: set[int] = set()
+    fresh = itertools.count()
+    for step in itertools.count():
+        if queue.empty:
+            break
+        position, max_tests, action = script[step % len(script)]
+        agent = live[position % len(live)]
+        if queue.exhausted_for(agent):
+            able = [a for a in live if not queue.exhausted_for(a)]
+            if not able:
+                # The controller's last resort: an agent started now may take anything.
+                live.append(name := f"fresh{next(fresh)}")
+                positions[name] = []
+                queue.add_agent(name)
+                continue
+            agent = able[0]
+        batch = queue.take(agent, max_tests)
+        assert batch  # not exhausted for it: something must come
+        # A unit sits at its first test; a requeued test stands alone.
+        positions[agent].extend(t for t in batch if t in starts or t in requeued)
+        if action == "crash":
+            again = [t for t in batch if t not in requeued]
+            requeued.update(again)
+            done.extend(t for t in batch if t not in again)
+            queue.requeue(again)
+        elif action == "return":
+            # Whole planned units behind the first test, never requeued, go back unrun.
+            back = [u for u in queue.whole_units(batch[1:]) if not requeued.intersection(u)]
+            kept = {t for u in back for t in u}
+            done.extend(t for t in batch if t not in kept)
+            queue.give_back(back)
+        else:
+            done.extend(batch)
+        assert queue.total_pending == sum(len(u.tests) for u in units) - len(done)
+    assert sorted(done) == sorted(t for u in units for t in u.tests)
+    for agent, seen in positions.items():
+        assert seen == sorted(seen), agent
+        assert len(set(seen)) == len(seen), agent
