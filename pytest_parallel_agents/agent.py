@@ -8,7 +8,6 @@ import queue
 import resource
 import shutil
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -194,17 +193,3 @@ def _prepare_environment(start: StartSession) -> None:
         PYTEST_AGENTS_TOTAL=str(start.total_agents),
         PYTEST_AGENTS_RUN_ID=start.run_id,
     )
-    if start.parent_pid:
-        threading.Thread(
-            target=_exit_with_parent,
-            args=(start.parent_pid,),
-            name="agent-parent-watch",
-            daemon=True,
-        ).start()
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    # A controller killed outright cannot stop us; never outlive it.
-    while os.getppid() == parent_pid:
-        time.sleep(0.2)
-    os._exit(70)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
 import queue
 import sys
 import threading
-import time
 from collections.abc import Callable
+from os import _exit, getppid
+from time import monotonic
 from typing import IO, Any, Final, Protocol, final
 
 from .protocol import (
@@ -28,6 +30,12 @@ from .protocol import (
 _FLUSH_DELAY: Final = 0.01
 # How long they wait at most when a long test keeps the test thread from sending them.
 _BACKSTOP: Final = 0.05
+# The exit status of an agent whose controller went away without stopping it.
+ORPHANED: Final = 70
+
+# The functions our threads call while a test runs are bound here, at import: a test that
+# patches ``time.monotonic`` or ``os.getppid`` process-wide (mock.patch, freezegun) must
+# neither see our calls in its mock nor freeze our clocks.
 
 
 class Channel(Protocol):
@@ -44,6 +52,25 @@ class ControllerLost:
 
 LOST: Final = ControllerLost()
 Inbox = queue.Queue[Command | ControllerLost]
+
+
+def start_hidden(target: Callable[..., object], *args: object) -> threading.Event:
+    """Run ``target`` on a thread that tests cannot see; the event is set once it returns.
+
+    A plain run has one thread: a test asserting ``threading.active_count() == 1``, or
+    listing ``threading.enumerate()`` for leaks, must find the same in an agent. A thread
+    started below ``threading`` is not in its registry (execnet starts its own that way).
+    """
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            target(*args)
+        finally:
+            done.set()
+
+    _thread.start_new_thread(run, ())
+    return done
 
 
 @final
@@ -83,26 +110,34 @@ class Sender:
 class ResultBuffer:
     """Finished tests travel together: flushed by the test thread itself once _FLUSH_DELAY has
     passed since the last send, and by a backstop thread when a long test keeps it busy.
+    That thread also sends heartbeats, and ends the agent once its parent (``parent_pid``,
+    the controller of a local agent) is gone.
 
     Flushing inline keeps a second thread from contending for the GIL after every test.
     With a ``checkpoint`` (coverage saving), results leave only from the test thread, each
     batch after its checkpoint: a result the controller holds has its coverage saved.
     """
 
-    def __init__(self, sender: Sender, checkpoint: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        sender: Sender,
+        checkpoint: Callable[[], None] | None = None,
+        *,
+        parent_pid: int = 0,
+    ) -> None:
         self._sender = sender
         self._checkpoint = checkpoint
+        self._parent_pid = parent_pid
         self._pending: list[TestResult] = []
         self._lock = threading.Lock()
-        self._last_send = time.monotonic()
+        self._last_send = monotonic()
         self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="agent-flush", daemon=True)
-        self._thread.start()
+        self._ended = start_hidden(self._run)
 
     def add(self, result: TestResult) -> None:
         with self._lock:
             self._pending.append(result)
-        if time.monotonic() - self._last_send >= _FLUSH_DELAY:
+        if monotonic() - self._last_send >= _FLUSH_DELAY:
             self.flush()
 
     def flush(self) -> None:
@@ -111,21 +146,24 @@ class ResultBuffer:
         if batch:
             if self._checkpoint is not None:
                 self._checkpoint()
-            self._last_send = time.monotonic()
+            self._last_send = monotonic()
             self._sender.send(TestsReported(tuple(batch)))
 
     def close(self) -> None:
         self._closed.set()
-        self._thread.join(1.0)
+        self._ended.wait(1.0)
         self.flush()
 
     def _run(self) -> None:
         while not self._closed.wait(_BACKSTOP):
-            quiet = time.monotonic() - self._last_send
+            if self._parent_pid and getppid() != self._parent_pid:
+                # A controller killed outright cannot stop us; never outlive it.
+                _exit(ORPHANED)
+            quiet = monotonic() - self._last_send
             if self._pending and quiet >= _BACKSTOP and self._checkpoint is None:
                 self.flush()  # the test thread is inside a long test
             elif quiet >= HEARTBEAT_INTERVAL:
-                self._last_send = time.monotonic()
+                self._last_send = monotonic()
                 self._sender.send(AgentAlive())  # prove we are still here
 
 
@@ -142,7 +180,7 @@ class OutputForwarding:
         self._sender = sender
         self._enabled = enabled
         self._saved_fd: int | None = None
-        self._thread: threading.Thread | None = None
+        self._ended: threading.Event | None = None
         self._devnull: IO[str] | None = None
 
     def prepare(self) -> None:
@@ -158,10 +196,7 @@ class OutputForwarding:
         os.dup2(write_fd, 1)
         os.close(write_fd)
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
-        self._thread = threading.Thread(
-            target=self._pump, args=(read_fd,), name="agent-output", daemon=True
-        )
-        self._thread.start()
+        self._ended = start_hidden(self._pump, read_fd)
 
     def stop(self) -> None:
         if self._saved_fd is None:
@@ -171,8 +206,8 @@ class OutputForwarding:
         os.dup2(self._saved_fd, 1)  # closes our last write end: the pump sees EOF
         os.close(self._saved_fd)
         self._saved_fd = None
-        if self._thread is not None:
-            self._thread.join(2.0)
+        if self._ended is not None:
+            self._ended.wait(2.0)
 
     def _pump(self, read_fd: int) -> None:
         with os.fdopen(read_fd, "r", errors="replace") as stream:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import time
 import warnings
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from time import perf_counter
 from typing import Any, Final, final
 
 import pytest
@@ -73,7 +73,9 @@ class AgentSession:
         self._inbox = inbox
         self._sender = sender
         self._buffer = ResultBuffer(
-            sender, measurement.checkpoint if measurement is not None else None
+            sender,
+            measurement.checkpoint if measurement is not None else None,
+            parent_pid=start.parent_pid,
         )
         self._files = frozenset(Path(f) for f in start.files)
         self._items: dict[int, pytest.Item] = {}
@@ -270,14 +272,14 @@ class AgentSession:
         self._reports = []
         self._warnings = []
         self._in_test = True
-        started = time.perf_counter()
+        started = perf_counter()
         self._slot.running(index)
         try:
             item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
         finally:
             self._in_test = False
             self._slot.idle()
-        busy = time.perf_counter() - started
+        busy = perf_counter() - started
         reports = self._reports
         passed = _compact(reports)
         serialized: tuple[SerializedReport, ...] = ()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import warnings
 from collections.abc import Iterator
+from time import perf_counter
 from typing import Final, final
 
 import pytest
@@ -57,7 +57,7 @@ class Measurement:
 
     def checkpoint(self) -> None:
         """Write what was measured since the last checkpoint to the data file."""
-        started = time.perf_counter()
+        started = perf_counter()
         # The collector's own flush appends the new lines in one small transaction;
         # get_data() would also walk every source directory for unexecuted files each time.
         collector = getattr(self._cov, "_collector", None)
@@ -67,7 +67,7 @@ class Measurement:
                 flush()
             else:
                 self._cov.get_data()
-        self.checkpoint_seconds += time.perf_counter() - started
+        self.checkpoint_seconds += perf_counter() - started
 
     def finish(self) -> None:
         """Stop measuring and save everything, unexecuted source files included."""

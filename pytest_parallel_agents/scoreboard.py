@@ -16,6 +16,9 @@ import time
 from pathlib import Path
 from typing import IO, Final, final
 
+# Bound at import: a test that patches time.time or os.pwrite must not see our calls.
+_pwrite: Final = os.pwrite
+_now: Final = time.time
 _SLOT: Final = struct.Struct("<qd")  # test index (-1: between tests), wall time it started
 _IDLE: Final = -1
 
@@ -51,10 +54,10 @@ class Slot:
             faulthandler.register(signal.SIGUSR1, file=self._crash_log, all_threads=True)
 
     def running(self, index: int) -> None:
-        os.pwrite(self._fd, _SLOT.pack(index, time.time()), 0)
+        _pwrite(self._fd, _SLOT.pack(index, _now()), 0)
 
     def idle(self) -> None:
-        os.pwrite(self._fd, _SLOT.pack(_IDLE, time.time()), 0)
+        _pwrite(self._fd, _SLOT.pack(_IDLE, _now()), 0)
 
 
 def read_slot(directory: str | Path, agent_id: str) -> tuple[int | None, float]:
