@@ -82,6 +82,7 @@ class AgentSession:
         self._reports: list[pytest.TestReport] = []
         self._warnings: list[WarningData] = []
         self._in_test = False
+        self._adopting = False
         self._collect_errors: list[str] = []
         self._config: pytest.Config | None = None
         self.output = OutputForwarding(sender, enabled=start.forward_output)
@@ -137,7 +138,13 @@ class AgentSession:
             capture.start_global_capturing()
             capture.suspend_global_capture()
         # Registering replays pytest_configure (a historic hook): agent id, options, basetemp.
-        manager.register(self, "parallel-agents-agent")
+        # It replays pytest_warning_recorded too: every warning the controller has replayed
+        # from earlier agents, which are not this agent's to report again.
+        self._adopting = True
+        try:
+            manager.register(self, "parallel-agents-agent")
+        finally:
+            self._adopting = False
         config._tmp_path_factory = pytest.TempPathFactory.from_config(  # type: ignore[attr-defined]
             config, _ispytest=True
         )
@@ -306,7 +313,7 @@ class AgentSession:
         nodeid: str,
         location: tuple[str, int, str] | None,
     ) -> None:
-        if when != "runtest":
+        if when != "runtest" or self._adopting:
             return  # collection and configuration warnings: the controller has its own
         category = warning_message.category
         data = WarningData(
