@@ -8,7 +8,6 @@ import os
 import re
 import stat
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from . import __version__
 from .coverage_combine import Sources, combine, is_coverage_data, write_reports
 from .coverage_options import CoverageOptionError, Report, parse_percent, parse_reports
 from .durations import DurationsError, parse_durations
+from .files import write_atomically
 from .merging import (
     DurationsSource,
     classify_json,
@@ -259,22 +259,6 @@ def read_artifact(candidate: Candidate, found: Found) -> None:
 
 
 # --- writing -------------------------------------------------------------------------------
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then move it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def junit_text(root: ET.Element) -> str:

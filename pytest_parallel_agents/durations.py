@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from .files import write_atomically
+
 
 class DurationsError(Exception):
     """A durations file that cannot be read or written; one line naming the file."""
@@ -118,15 +120,7 @@ def store_durations(path: Path, measured: Mapping[str, float]) -> None:
         with lock.acquire(timeout=30):
             merged = read_durations(path)  # raises, leaving the file alone, if it is corrupt
             merged.update({k: round(v, 6) for k, v in measured.items()})
-            fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    json.dump(dict(sorted(merged.items())), out, indent=2)
-                    out.write("\n")
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomically(path, json.dumps(dict(sorted(merged.items())), indent=2) + "\n")
     except Timeout:
         raise DurationsError(f"durations file {path}: could not lock it within 30 s") from None
     except OSError as exc:

@@ -10,6 +10,7 @@ from typing import Final, final
 
 import pytest
 
+from .files import nearest_existing
 from .protocol import HEARTBEAT_INTERVAL
 from .sharding import Shard, ShardError, parse_shard, shard_from_bazel, shard_from_ci
 from .suites import SuiteRule, SuiteRuleError, known_suites, parse_suite_rules
@@ -459,9 +460,10 @@ def _writable(config: pytest.Config, raw: str, name: str) -> Path:
     path = _resolve(config, raw)
     if path.is_dir():
         raise pytest.UsageError(f"{name}: {path} is a directory, expected a file path")
-    parent = path.parent
-    if not parent.is_dir():
-        raise pytest.UsageError(f"{name}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    # Missing directories are created when the file is written; what exists must allow it.
+    existing = nearest_existing(path.parent)
+    if not existing.is_dir():
+        raise pytest.UsageError(f"{name}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise pytest.UsageError(f"{name}: {path} is not writable")
     return path

@@ -25,6 +25,7 @@ from .durations import (
     read_durations,
     store_durations,
 )
+from .files import write_atomically
 from .metrics import build_metrics, dumps, plan_lines, shard_lines, summary_lines
 from .options import Settings, add_options, load_settings, usable_cpus
 from .runstate import RunState
@@ -354,7 +355,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if settings.metrics_path is not None:
         document = build_metrics(run, _outcomes(config))
         try:
-            settings.metrics_path.write_text(dumps(document), encoding="utf-8")
+            write_atomically(settings.metrics_path, dumps(document))
         except OSError as exc:
             _warn(config, f"cannot write metrics to {settings.metrics_path}: {exc}")
 
