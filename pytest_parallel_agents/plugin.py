@@ -221,12 +221,10 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             terminal.write_line(f"parallel agents: running in-process: {reason}")
         return None
     run.mode = "parallel"
-    if terminal is not None and config.get_verbosity() <= 0:
-        # Agents finish tests of many files at once: file headers would repeat on every switch.
-        terminal.showfspath = False
     if terminal is not None and config.get_verbosity() >= 0:
         terminal.write_line(
-            f"parallel agents: {len(plan.suites)} suites on up to {plan.peak_agents} agents "
+            f"parallel agents: {len(plan.suites)} suite{'s' if len(plan.suites) != 1 else ''} "
+            f"on up to {plan.peak_agents} agents "
             f"(budget {plan.budget}): "
             + ", ".join(f"{s.name} {s.tests}→{s.agents}" for s in plan.suites)
             + (
@@ -331,6 +329,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if settings is None or run is None:
         return
     run.finished_at = time.perf_counter()
+    if run.mode != "in-process":
+        _stats_in_collection_order(config, session)
     if (
         run.shard is not None
         and run.shard.tests == 0
@@ -360,6 +360,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             _warn(config, f"cannot write metrics to {settings.metrics_path}: {exc}")
 
 
+def _stats_in_collection_order(config: pytest.Config, session: pytest.Session) -> None:
+    """Agents' reports arrive interleaved; the summaries (failures, errors, ``-r`` lines,
+    warnings) list them in ``terminalreporter.stats`` order, which in a plain run is the
+    collection's. A stable sort puts them back; what no test owns (collection) comes first.
+    The terminal reporter writes its summaries after this hook."""
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    stats = getattr(terminal, "stats", None)
+    if not isinstance(stats, dict):
+        return
+    position = {item.nodeid: index for index, item in enumerate(session.items)}
+
+    def key(entry: object) -> int:
+        return position.get(getattr(entry, "nodeid", None) or "", -1)
+
+    for entries in stats.values():
+        if isinstance(entries, list):
+            entries.sort(key=key)
+
+
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
@@ -367,6 +386,8 @@ def pytest_terminal_summary(
     settings = config.stash.get(SETTINGS_KEY, None)
     if run is None or settings is None or settings.plan_only:
         return
+    if config.get_verbosity() < -1:
+        return  # -qq: nothing but the tests' own summary, as in a plain run
     lines = summary_lines(run) if settings.agents else []
     if run.shard is not None:
         lines += shard_lines(run.shard)

@@ -11,6 +11,7 @@ from typing import Literal, final
 
 import pytest
 
+from .progress import FileProgress
 from .protocol import CompactPass, SerializedReport, WarningData
 
 
@@ -43,9 +44,10 @@ class Ledger:
 class Replayer:
     """Turns serialized reports back into pytest reports and calls the hooks a plain run calls."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, tests: Sequence[pytest.Item] = ()) -> None:
         self._config = config
         self._hook = config.hook
+        self._progress = FileProgress.create(config, tests)
         terminal = config.pluginmanager.get_plugin("terminalreporter")
         writer = getattr(terminal, "_tw", None)
         # TerminalWriter's stream (pytest 8 and 9); without it output is simply not batched.
@@ -76,12 +78,34 @@ class Replayer:
                 stream.write(text)
                 stream.flush()
 
+    def finish(self) -> None:
+        """The last replay is done: write what is still held for the terminal."""
+        if self._progress is not None:
+            self._progress.finish_all()
+
+    def _line(self, nodeid: str) -> contextlib.AbstractContextManager[None]:
+        if self._progress is None:
+            return contextlib.nullcontext()
+        return self._progress.test(nodeid)
+
     def test(
         self,
         item: pytest.Item,
         reports: Sequence[SerializedReport],
         passed: CompactPass | None,
         warning_data: Sequence[WarningData],
+        agent_id: str,
+    ) -> None:
+        with self._line(item.nodeid):
+            self._test(item, reports, passed, agent_id)
+        for data_ in warning_data:
+            self.warning(data_)
+
+    def _test(
+        self,
+        item: pytest.Item,
+        reports: Sequence[SerializedReport],
+        passed: CompactPass | None,
         agent_id: str,
     ) -> None:
         hook = self._hook
@@ -106,11 +130,13 @@ class Replayer:
                 report.agent_id = agent_id  # lets report consumers tell which agent ran it
                 hook.pytest_runtest_logreport(report=report)
             hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
-        for data_ in warning_data:
-            self.warning(data_)
 
     def failure(self, item: pytest.Item, message: str, agent_id: str) -> None:
         """Report a test that no agent could report itself (a crash, a collection gap)."""
+        with self._line(item.nodeid):
+            self._failure(item, message, agent_id)
+
+    def _failure(self, item: pytest.Item, message: str, agent_id: str) -> None:
         hook = self._hook
         location = item.location
         hook.pytest_runtest_logstart(nodeid=item.nodeid, location=location)

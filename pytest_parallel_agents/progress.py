@@ -1,0 +1,114 @@
+"""Per-file progress lines at default verbosity, as a plain run prints them.
+
+A plain run writes ``tests/test_x.py ....  [ 10%]``: one line per file, since it runs a
+file's tests one after another. Agents finish tests of several files at once; replayed as
+they come, every switch of file would start a new, short line. So each file's letters are
+written into a buffer of its own, with pytest's terminal reporter believing it writes one
+file's line, and the line goes to the terminal when the file's last test is in (or when the
+run ends, for a file an ``-x`` left unfinished).
+
+It drives pytest's ``TerminalReporter`` and ``TerminalWriter`` through attributes that are
+not public (``_file``, ``_current_line``, ``_show_progress_info``,
+``_write_progress_information_filling_space``); ``FileProgress.create`` returns None
+where they are missing, and the output then is simply not grouped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, final
+
+import pytest
+
+
+@final
+@dataclass
+class _Line:
+    """One file's line while its tests come in."""
+
+    buffer: io.StringIO = field(default_factory=io.StringIO)
+    current_line: str = ""
+    fspath: Any = None  # what the reporter keeps in ``currentfspath`` for this file
+    left: int = 0
+
+
+@final
+class FileProgress:
+    """Routes the terminal output of each replayed test into its file's line."""
+
+    def __init__(self, terminal: Any, writer: Any, files: Counter[str]) -> None:
+        self._terminal = terminal
+        self._writer = writer
+        self._lines: dict[str, _Line] = {name: _Line(left=n) for name, n in files.items()}
+
+    @classmethod
+    def create(cls, config: pytest.Config, items: Sequence[pytest.Item]) -> FileProgress | None:
+        """Grouping for this run, or None where a plain run prints no per-file lines."""
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is None or not getattr(terminal, "showfspath", False):
+            return None
+        if getattr(terminal, "showlongtestinfo", True):
+            return None  # -v: a line per test, nothing to group
+        writer = getattr(terminal, "_tw", None)
+        needed = ("_write_progress_information_filling_space", "_show_progress_info")
+        if not hasattr(writer, "_file") or not hasattr(writer, "_current_line"):
+            return None
+        if not all(hasattr(terminal, name) for name in needed):
+            return None
+        return cls(terminal, writer, Counter(_file_of(item.nodeid) for item in items))
+
+    @contextlib.contextmanager
+    def test(self, nodeid: str) -> Iterator[None]:
+        """Around the replay of one test: its output goes to its file's line."""
+        line = self._lines.get(_file_of(nodeid))
+        if line is None:
+            yield
+            return
+        terminal, writer = self._terminal, self._writer
+        saved = (writer._file, writer._current_line, terminal.currentfspath)
+        writer._file, writer._current_line = line.buffer, line.current_line
+        # None: the reporter starts the file's line (a newline, then the path) by itself.
+        terminal.currentfspath = line.fspath
+        try:
+            yield
+        finally:
+            line.fspath = terminal.currentfspath
+            line.current_line = writer._current_line
+            writer._file, writer._current_line, terminal.currentfspath = saved
+        line.left -= 1
+        if line.left == 0:
+            self._finish(line)
+
+    def finish_all(self) -> None:
+        """Write the lines of files whose tests did not all come in (-x, Ctrl-C)."""
+        for line in self._lines.values():
+            if line.left > 0 and line.fspath is not None:
+                line.left = 0
+                self._finish(line)
+
+    def _finish(self, line: _Line) -> None:
+        terminal, writer = self._terminal, self._writer
+        if line.fspath is None:
+            return  # nothing of the file was written
+        saved_file = writer._file
+        if terminal._show_progress_info and not terminal._is_last_item:
+            # The last one is left to pytest: it writes the 100% after the test loop.
+            writer._file, writer._current_line = line.buffer, line.current_line
+            try:
+                terminal._write_progress_information_filling_space()
+            finally:
+                line.current_line = writer._current_line
+                writer._file = saved_file
+        saved_file.write(line.buffer.getvalue())
+        saved_file.flush()
+        line.buffer = io.StringIO()
+        writer._current_line = line.current_line
+        terminal.currentfspath = line.fspath
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
