@@ -90,7 +90,12 @@ class Controller:
         self._status_dir.mkdir(parents=True, exist_ok=True)
         self._spec = FORK if start_method == "fork" else "popen"
         self._fork_child = fork_child_setup(config, session)
-        self._replayer = Replayer(config, [self._items[i] for w in work.values() for i in w.tests])
+        self._replayer = Replayer(
+            config,
+            [self._items[i] for i in sorted(i for w in work.values() for i in w.tests)],
+            ordered=Replayer.in_order(config),
+            stopped=self._should_stop,
+        )
         self._ledger = Ledger([i for w in work.values() for i in w.tests])
         self._transport = Transport()
         if tx:
@@ -201,6 +206,7 @@ class Controller:
                 raise
             finally:
                 self._replayer.finish()
+                self._run.discarded += self._replayer.discarded
                 self._run.execution_finished = time.perf_counter()
                 gc.unfreeze()
                 pids = {a.record.id: a.record.pid for a in self._agents.values()}

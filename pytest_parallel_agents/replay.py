@@ -6,7 +6,7 @@ import contextlib
 import importlib
 import io
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal, final
 
 import pytest
@@ -44,10 +44,24 @@ class Ledger:
 class Replayer:
     """Turns serialized reports back into pytest reports and calls the hooks a plain run calls."""
 
-    def __init__(self, config: pytest.Config, tests: Sequence[pytest.Item] = ()) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        tests: Sequence[pytest.Item] = (),
+        *,
+        ordered: bool = False,
+        stopped: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._config = config
         self._hook = config.hook
         self._progress = FileProgress.create(config, tests)
+        # In order (stop-on-failure runs): each test's replay waits for those before it.
+        self._ordered = ordered
+        self._position = {item.nodeid: n for n, item in enumerate(tests)}
+        self._stopped = stopped
+        self._held: dict[int, Callable[[], None]] = {}
+        self._next = 0
+        self.discarded = 0
         terminal = config.pluginmanager.get_plugin("terminalreporter")
         writer = getattr(terminal, "_tw", None)
         # TerminalWriter's stream (pytest 8 and 9); without it output is simply not batched.
@@ -78,10 +92,39 @@ class Replayer:
                 stream.write(text)
                 stream.flush()
 
+    @staticmethod
+    def in_order(config: pytest.Config) -> bool:
+        """Whether replays must follow the collection order: when the first failure stops
+        the run (``-x``, ``--maxfail``, ``--sw``), a plain run reports exactly the tests
+        before the first failure in collection order, not those that finished first."""
+        return bool(config.getoption("maxfail", 0) or config.getoption("stepwise", False))
+
     def finish(self) -> None:
-        """The last replay is done: write what is still held for the terminal."""
+        """No more results will come: replay what is held, in order, then write what the
+        terminal still holds. Later replays (tests reported lost) go out at once."""
+        for position in sorted(self._held):
+            self._replay(position)
+        self._ordered = False
         if self._progress is not None:
             self._progress.finish_all()
+
+    def _when_due(self, item: pytest.Item, replay: Callable[[], None]) -> None:
+        position = self._position.get(item.nodeid)
+        if not self._ordered or position is None:
+            replay()
+            return
+        self._held[position] = replay
+        while self._next in self._held:
+            self._replay(self._next)
+        # Positions never replayed (a crashed test still retried) hold the rest back.
+
+    def _replay(self, position: int) -> None:
+        replay = self._held.pop(position)
+        self._next = max(self._next, position + 1)
+        if self._stopped():
+            self.discarded += 1  # after the failure that stops the run: not in a plain run
+            return
+        replay()
 
     def _line(self, nodeid: str) -> contextlib.AbstractContextManager[None]:
         if self._progress is None:
@@ -96,10 +139,13 @@ class Replayer:
         warning_data: Sequence[WarningData],
         agent_id: str,
     ) -> None:
-        with self._line(item.nodeid):
-            self._test(item, reports, passed, agent_id)
-        for data_ in warning_data:
-            self.warning(data_)
+        def replay() -> None:
+            with self._line(item.nodeid):
+                self._test(item, reports, passed, agent_id)
+            for data_ in warning_data:
+                self.warning(data_)
+
+        self._when_due(item, replay)
 
     def _test(
         self,
@@ -133,8 +179,12 @@ class Replayer:
 
     def failure(self, item: pytest.Item, message: str, agent_id: str) -> None:
         """Report a test that no agent could report itself (a crash, a collection gap)."""
-        with self._line(item.nodeid):
-            self._failure(item, message, agent_id)
+
+        def replay() -> None:
+            with self._line(item.nodeid):
+                self._failure(item, message, agent_id)
+
+        self._when_due(item, replay)
 
     def _failure(self, item: pytest.Item, message: str, agent_id: str) -> None:
         hook = self._hook
