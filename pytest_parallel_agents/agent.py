@@ -35,6 +35,7 @@ from .protocol import (
     AgentFinished,
     StartSession,
 )
+from .scoreboard import capture_stderr
 
 
 @final
@@ -187,6 +188,7 @@ def _prepare_environment(start: StartSession) -> None:
     if not start.remote:
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)
+        capture_stderr(start.status_dir, start.agent_id)
     os.environ.update(
         PYTEST_AGENT_ID=start.agent_id,
         PYTEST_AGENT_SUITE=start.suite,

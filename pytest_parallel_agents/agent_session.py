@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import sys
 import warnings
 from collections import deque
 from collections.abc import Iterator
@@ -401,6 +402,13 @@ def _quiet_terminal(config: pytest.Config) -> None:
         return
     manager.unregister(reporter)
     manager.register(_QuietReporter(reporter), "terminalreporter")
+    writer = getattr(reporter, "_tw", None)
+    if writer is not None and hasattr(writer, "_file"):
+        # What a plugin writes to "the terminal" from an agent (pytest-timeout's stacks
+        # before it ends the process) goes to the agent's stderr, which the controller
+        # shows, or puts in the report of the test the agent died in; stdout is devnull.
+        # The process's own stream: not whatever wraps sys.stderr at the moment.
+        writer._file = sys.__stderr__ or sys.stderr
 
 
 def _mismatch(

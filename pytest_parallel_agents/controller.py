@@ -40,6 +40,7 @@ from .recovery import CoverageSink, Recovery
 from .replay import Ledger, Replayer
 from .runstate import AgentRecord, RunState
 from .scheduling import SuiteQueue, hold_limit, refill
+from .scoreboard import take_stderr
 from .sizing import Plan, SuitePlan, grow
 from .transport import FORK, Transport
 from .txspecs import TxSpec
@@ -510,6 +511,13 @@ class Controller:
         agent.finished = True
         agent.record.finished_at = time.perf_counter()
         self._transport.stop(agent.record.id)
+        if not crashed:
+            # What the agent wrote to its stderr outside any test's capture (after a crash,
+            # recovery put it in the report of the test that died).
+            written = take_stderr(self._status_dir, agent.record.id)
+            if written:
+                sys.stderr.write(written)
+                sys.stderr.flush()
         self._fleet.release(agent.record.id, crashed=agent.record.crashed)
         self._config.hook.pytest_agents_agent_finished(config=self._config, agent=agent.record)
         pool = self._pools[agent.suite]

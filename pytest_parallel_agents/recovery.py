@@ -23,7 +23,7 @@ from .pools import AgentState, PoolState
 from .protocol import Shutdown
 from .replay import Ledger, Replayer
 from .runstate import AgentRecord, RunState
-from .scoreboard import crash_summary
+from .scoreboard import crash_summary, take_stderr, timed_out_by_plugin
 
 # Agents that die before running anything, this many in a row, end their suite's attempts.
 _FRUITLESS_CRASHES: Final = 3
@@ -91,6 +91,9 @@ class Recovery:
             running, why = agent.stuck
         else:
             running, why = self._fleet.read_slot(record.id, self._status_dir)[0], ""
+        stderr = take_stderr(self._status_dir, record.id)
+        if not why and timed_out_by_plugin(stderr):
+            why = "Timeout: pytest-timeout ended the agent"
         if self._coverage_sink is not None:
             # What a dead remote agent measured is still on its host, up to its last result.
             files, root = self._fleet.remote_coverage(record.id)
@@ -107,7 +110,7 @@ class Recovery:
         requeue = [i for i in sent if i != victim]
         self._pools.agent_ended(agent, crashed=True)
         if victim is not None:
-            self._crashed_test(pool, victim, record, died_at, why)
+            self._crashed_test(pool, victim, record, died_at, why, stderr)
         if self._pools.stopping:
             pool.queue.remove_agent(record.id)
             return
@@ -117,7 +120,8 @@ class Recovery:
         pool.queue.remove_agent(record.id)
         # Agents that ran dry (waiting, perhaps, for tests this one was asked to give back).
         self._pools.serve_waiting(pool)
-        pool.crashed += 1
+        if not why:
+            pool.crashed += 1  # a test past its time limit says nothing of the suite's health
         pool.fruitless = 0 if victim is not None else pool.fruitless + 1
         if pool.queue.empty and not pool.retries:
             return
@@ -165,11 +169,19 @@ class Recovery:
                 agent.link.send(Shutdown(drop_pending=True))
 
     def _crashed_test(
-        self, pool: PoolState, index: int, record: AgentRecord, died_at: float, timeout: str
+        self,
+        pool: PoolState,
+        index: int,
+        record: AgentRecord,
+        died_at: float,
+        timeout: str,
+        stderr: str = "",
     ) -> None:
         traceback = crash_summary(
             self._fleet.read_crash_log(record.id, self._status_dir), stuck=bool(timeout)
         )
+        if stderr.strip():
+            traceback += f"\n--- the agent's last stderr ---\n{stderr.strip()}"
         if timeout:
             # A timeout is the test's own doing: reported at once, never retried.
             if self._ledger.record(index):

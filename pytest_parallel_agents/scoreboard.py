@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import os
+import re
 import signal
 import struct
 import time
@@ -75,6 +76,71 @@ def parse_slot(data: bytes) -> tuple[int | None, float]:
         return None, 0.0
     index, since = _SLOT.unpack_from(data)
     return (None if index == _IDLE else int(index)), float(since)
+
+
+def stderr_path(directory: str | Path, agent_id: str) -> Path:
+    return Path(directory) / f"{agent_id}.stderr"
+
+
+def capture_stderr(directory: str, agent_id: str) -> None:
+    """The agent's fd 2 goes to a file of its own: what a plugin writes there before it
+    ends the process (pytest-timeout's stacks, say) reaches the crash report, and what is
+    left when the agent ends normally is shown by the controller."""
+    fd = os.open(stderr_path(directory, agent_id), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def take_stderr(directory: str | Path, agent_id: str, limit: int = 20_000) -> str:
+    """What the agent wrote to its stderr (its last ``limit`` characters; from
+    pytest-timeout's first banner when it is there), and forget it."""
+    path = stderr_path(directory, agent_id)
+    with contextlib.suppress(OSError):
+        text = path.read_text(errors="replace")
+        path.unlink()
+        found = _PYTEST_TIMEOUT.search(text)
+        if found is not None:
+            return _without_agent_threads(text[found.start() :])[:limit]
+        return text[-limit:]
+    return ""
+
+
+# pytest-timeout's dump: a "~~~ Stack of NAME (ident) ~~~" line before each thread's frames.
+_STACK_OF: Final = re.compile(r"^~+ Stack of .* ~+$")
+# (A spawned agent runs execnet from its bootstrap source: "<string>".)
+_AGENT_FRAMES: Final = ("execnet", "pytest_parallel_agents", "threading.py", '"<string>"')
+
+
+def _without_agent_threads(text: str) -> str:
+    """pytest-timeout's stacks less those of the agent's own threads (its channel to the
+    controller), which say nothing about the test."""
+    out: list[str] = []
+    block: list[str] = []
+
+    def close() -> None:
+        frames = [line for line in block[1:] if line.lstrip().startswith("File ")]
+        ours = frames and all(any(p in line for p in _AGENT_FRAMES) for line in frames)
+        if not (block and _STACK_OF.match(block[0]) and ours):
+            out.extend(block)
+
+    for line in text.splitlines():
+        if _STACK_OF.match(line) or _PYTEST_TIMEOUT.match(line):
+            close()
+            block = [line]
+        else:
+            block.append(line)
+    close()
+    return "\n".join(out)
+
+
+# pytest-timeout's own banner, printed before it ends the process (thread method) or fails
+# the test (signal method).
+_PYTEST_TIMEOUT: Final = re.compile(r"^\++ Timeout \++$", re.MULTILINE)
+
+
+def timed_out_by_plugin(stderr: str) -> bool:
+    """Whether pytest-timeout ended the agent: its banner is in the agent's stderr."""
+    return bool(_PYTEST_TIMEOUT.search(stderr))
 
 
 def read_crash_log(directory: str | Path, agent_id: str, limit: int = 20_000) -> str:

@@ -1,0 +1,98 @@
+"""What a dying agent wrote reaches the report (issue 15 §1.7, pytest-timeout's thread method).
+
+pytest-timeout itself is exercised in tests/ecosystem; here a conftest does what its thread
+method does (the banner and stacks on the terminal writer, then ``os._exit(1)``), so the
+plugin's side is tested in every environment.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import run
+
+CONFTEST = """
+import os
+import sys
+import threading
+import traceback
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _like_pytest_timeout(request):
+    marker = request.node.get_closest_marker("die_after")
+    if marker is None:
+        yield
+        return
+    main = threading.main_thread().ident
+
+    def expire():
+        capman = request.config.pluginmanager.getplugin("capturemanager")
+        capman.suspend_global_capture(in_=True)
+        terminal = request.config.get_terminal_writer()
+        terminal.sep("+", title="Timeout")
+        frames = sys._current_frames()
+        for ident, frame in frames.items():
+            terminal.sep("~", title=f"Stack of <unknown> ({ident})")
+            terminal.write("".join(traceback.format_stack(frame)))
+        terminal.sep("+", title="Timeout")
+        terminal.flush()
+        os._exit(1)
+
+    timer = threading.Timer(marker.args[0], expire)
+    timer.start()
+    yield
+    timer.cancel()
+"""
+
+PROJECT = """
+import time
+
+import pytest
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_before(n):
+    pass
+
+
+@pytest.mark.die_after(0.3)
+def test_hangs():
+    time.sleep(30)
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_after(n):
+    pass
+"""
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_a_plugin_timeout_is_reported_as_one_with_its_stacks(
+    pytester: pytest.Pytester, start: str
+) -> None:
+    pytester.makeconftest(CONFTEST)
+    pytester.makeini("[pytest]\nmarkers = die_after\n")
+    pytester.makepyfile(test_t=PROJECT)
+    result = run(
+        pytester,
+        "--agents",
+        "2",
+        "--agents-items",
+        "1",
+        "--agents-start",
+        start,
+        "--agents-metrics",
+        "m.json",
+    )
+    text = result.stdout.str()
+    assert result.parseoutcomes() == {"failed": 1, "passed": 8}, text
+    assert "Timeout: pytest-timeout ended the agent" in text
+    assert "in test_hangs" in text  # the test's own stack, from the agent's stderr
+    assert "_thread_receiver" not in text  # not the agent's own threads
+    metrics = json.loads((pytester.path / "m.json").read_text())
+    assert metrics["totals"]["retries"] == 0  # a timeout is never retried
+    assert metrics["mode"] == "parallel"  # and the suite does not degrade
