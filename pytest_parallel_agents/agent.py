@@ -189,6 +189,13 @@ def _prepare_environment(start: StartSession) -> None:
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)
         capture_stderr(start.status_dir, start.agent_id)
+    worker = dict(start.worker_input)
+    if worker:
+        os.environ.update(
+            PYTEST_XDIST_WORKER=str(worker["workerid"]),
+            PYTEST_XDIST_WORKER_COUNT=str(worker["workercount"]),
+            PYTEST_XDIST_TESTRUNUID=str(worker["testrunuid"]),
+        )
     os.environ.update(
         PYTEST_AGENT_ID=start.agent_id,
         PYTEST_AGENT_SUITE=start.suite,

@@ -95,6 +95,9 @@ class AgentSession:
     def pytest_configure(self, config: pytest.Config) -> None:
         self._config = config
         config.stash[AGENT_ID_KEY] = self.start.agent_id
+        if self.start.worker_input:
+            # Before other plugins configure (tryfirst): they tell an xdist worker by it.
+            config.workerinput = dict(self.start.worker_input)  # type: ignore[attr-defined]
         option = config.option
         # The controller alone writes reports and the cache, and decides when to stop.
         for name, value in (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import os
 import queue
 import signal
@@ -69,6 +70,7 @@ class Controller:
         max_retries: int,
         start_method: str,
         in_order: bool = True,
+        xdist_compat: bool = False,
         timeout: float | None = None,
         timeouts: dict[int, float] | None = None,
         heartbeat: float = 30.0,
@@ -83,6 +85,8 @@ class Controller:
         self._items = session.items
         self._work = work
         self._in_order = in_order
+        self._xdist_compat = xdist_compat
+        self._worker_numbers = itertools.count()  # gw0, gw1, ... across the run
         self._run = run
         self._basetemp = basetemp
         self._coverage = coverage
@@ -321,8 +325,25 @@ class Controller:
                     rootdir=str(self._config.rootpath),
                     host_root=place.host_root,
                     host_dir=place.host_dir,
+                    worker_input=self._worker_input(),
                 )
             )
+
+    def _worker_input(self) -> tuple[tuple[str, object], ...]:
+        """What pytest-xdist's controller gives a worker, for plugins that look for it."""
+        if not self._xdist_compat:
+            return ()
+        given: dict[str, object] = {
+            "workerid": f"gw{next(self._worker_numbers)}",
+            "workercount": self._total_agents,
+            "testrunuid": self._run.run_id,
+            "mainargv": tuple(sys.argv),
+        }
+        # pytest-randomly gives its workers the controller's seed this way.
+        seed = getattr(self._config.option, "randomly_seed", None)
+        if isinstance(seed, int):
+            given["randomly_seed"] = seed
+        return tuple(given.items())
 
     # --- events -------------------------------------------------------------------------
 

@@ -111,6 +111,15 @@ def add_options(parser: pytest.Parser) -> None:
         "before them. ini: agents_order",
     )
     group.addoption(
+        "--agents-xdist-compat",
+        dest="agents_xdist_compat",
+        metavar="on|off",
+        default=None,
+        help="on (default): agents look like pytest-xdist workers to other plugins "
+        "(config.workerinput, PYTEST_XDIST_WORKER=gwN), so that per-worker resources such "
+        "as pytest-django's test databases are per agent. ini: agents_xdist_compat",
+    )
+    group.addoption(
         "--agents-shard",
         dest="agents_shard",
         metavar="K/N|auto",
@@ -198,6 +207,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("agents", "default for --agents (N or auto)", default="")
     parser.addini("agents_start", "default for --agents-start (fork or spawn)", default="")
     parser.addini("agents_order", "default for --agents-order", default="")
+    parser.addini("agents_xdist_compat", "default for --agents-xdist-compat", default="")
     parser.addini("agents_items", "default for --agents-items", default="")
     parser.addini("agents_min_items", "default for --agents-min-items", default="")
     parser.addini("agents_metrics", "default for --agents-metrics", default="")
@@ -227,6 +237,7 @@ class Settings:
     rules: tuple[SuiteRule, ...]
     start_method: str
     in_order: bool  # --agents-order collection
+    xdist_compat: bool
     shard: Shard | None
     max_restarts: int | None
     retries: int
@@ -312,6 +323,11 @@ def load_settings(config: pytest.Config) -> Settings:
     order = (option.agents_order or _ini(config, "agents_order") or ORDERS[0]).strip().lower()
     if order not in ORDERS:
         raise pytest.UsageError(f"--agents-order expects {' or '.join(ORDERS)}, got {order!r}")
+    compat = (
+        (option.agents_xdist_compat or _ini(config, "agents_xdist_compat") or "on").strip().lower()
+    )
+    if compat not in ("on", "off"):
+        raise pytest.UsageError(f"--agents-xdist-compat expects on or off, got {compat!r}")
     try:
         shard = _shard(option.agents_shard)
     except ShardError as exc:
@@ -329,6 +345,7 @@ def load_settings(config: pytest.Config) -> Settings:
         rules=rules,
         start_method=start_method or ("fork" if can_fork() else "spawn"),
         in_order=order == ORDERS[0],
+        xdist_compat=compat == "on",
         shard=shard,
         max_restarts=_count(
             option.agents_max_restarts or _ini(config, "agents_max_restarts"),

@@ -249,6 +249,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         heartbeat=settings.heartbeat,
         start_method=settings.start_method,
         in_order=settings.in_order,
+        xdist_compat=settings.xdist_compat,
         coverage=coverage.request if coverage is not None else None,
         coverage_sink=coverage.add_remote if coverage is not None else None,
         tx=settings.tx,

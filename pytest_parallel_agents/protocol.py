@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 # Bumped whenever a message gains, loses or changes a field; both sides check it at start-up.
-PROTOCOL_VERSION: Final = 4
+PROTOCOL_VERSION: Final = 5
 
 # A quiet agent sends AgentAlive this often; the controller's --agents-heartbeat must allow
 # for a late one, so it is at least twice this.
@@ -70,6 +70,10 @@ class StartSession:
     rootdir: str = ""
     host_root: str = ""
     host_dir: str = ""
+    # What the agent puts in ``config.workerinput`` (and PYTEST_XDIST_* variables), so that
+    # plugins keying per-worker resources on pytest-xdist's worker id (pytest-django's test
+    # database, say) give each agent its own; empty: no xdist identity.
+    worker_input: tuple[tuple[str, Wire], ...] = ()
 
 
 @dataclass(frozen=True)
