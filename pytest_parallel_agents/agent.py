@@ -163,6 +163,8 @@ def _serve_forked(start: StartSession, inbox: Inbox, sender: Sender, forked: _Fo
         runner = config.pluginmanager.get_plugin("runner")
         if runner is not None:
             runner.pytest_sessionfinish(session)
+    except pytest.exit.Exception:
+        pass  # a test called pytest.exit(): SessionExited told the controller
     except BaseException:
         sender.send(AgentFailed(traceback.format_exc()))
         return

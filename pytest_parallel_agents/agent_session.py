@@ -31,6 +31,7 @@ from .protocol import (
     ReturnTests,
     RunTests,
     SerializedReport,
+    SessionExited,
     Shutdown,
     StartSession,
     TestsReturned,
@@ -245,7 +246,13 @@ class AgentSession:
                 continue
             index = queue_.popleft()
             nextitem = self._items.get(queue_[0]) if queue_ else None
-            self._run_one(index, nextitem)
+            try:
+                self._run_one(index, nextitem)
+            except pytest.exit.Exception as exc:
+                # The whole run ends, as in a plain one: the controller raises it again.
+                self._buffer.flush()
+                self._sender.send(SessionExited(str(exc.msg), exc.returncode))
+                raise
         self._buffer.close()
         return True
 

@@ -31,6 +31,7 @@ from .protocol import (
     OutputForwarded,
     ReturnTests,
     RunTests,
+    SessionExited,
     Shutdown,
     StartSession,
     TestResult,
@@ -403,6 +404,9 @@ class Controller:
                 self.agent_ended(agent)
             case AgentFailed(traceback=tb):
                 raise AgentInternalError(f"agent {agent_id} failed:\n{tb}")
+            case SessionExited(reason=reason, returncode=returncode):
+                self._replayer.finish()  # what came before it, in order
+                pytest.exit(reason, returncode)
             case ChannelClosed(error=error):
                 if not agent.finished:
                     self._recovery.agent_crashed(agent, self._pools[agent.suite], error)

@@ -49,11 +49,18 @@ def agent_metrics(agent: AgentRecord) -> dict[str, Any]:
 def build_metrics(run: RunState, outcomes: Mapping[str, int]) -> dict[str, Any]:
     """The metrics document; ``outcomes`` are the terminal's counts per category."""
     suites: dict[str, Any] = {}
+    waves = {
+        suite.name: (number, wave.exclusive)
+        for number, wave in enumerate(run.plan.waves if run.plan else (), start=1)
+        for suite in wave.suites
+    }
     if run.plan is not None:
         for suite in run.plan.suites:
             suites[suite.name] = {
                 "tests": suite.tests,
                 "agents": suite.agents if run.mode != "in-process" else 0,
+                "wave": waves[suite.name][0],
+                "exclusive": waves[suite.name][1],
                 "agents_added": run.agents_added.get(suite.name, 0),
                 "predicted_seconds": _round(suite.predicted_seconds)
                 if run.durations_known
@@ -131,6 +138,8 @@ def plan_lines(plan: Plan, durations_known: bool) -> list[str]:
             lines.append(
                 f"{suite.name:<16} {suite.tests:>6} {predicted:>12} {suite.agents:>7} {tag:>5}"
             )
+    if any(wave.exclusive for wave in plan.waves):
+        lines.append("x: an exclusive suite, which runs while nothing else runs")
     mode = "in-process (one agent at a time)" if plan.in_process else "parallel"
     lines.append(
         f"budget {plan.budget}, peak {plan.peak_agents} agents, {len(plan.waves)} wave(s), {mode}"

@@ -190,7 +190,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     # Without a durations file, the last run's figures order the work (longest first).
     # Sharding never uses them: every CI job must compute the same split from the same file.
     cached: dict[str, float] = {}
-    if not durations and settings.agents:
+    if not durations and (settings.agents or settings.plan_only):
         cached = durations = _previous_durations(config)
     with _relaxed_gc():
         marks = [collected.closest_marks(item) for item in session.items]
@@ -201,6 +201,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     config.hook.pytest_agents_plan_ready(config=config, plan=plan)
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     if settings.plan_only:
+        run.mode = "plan"
         if terminal is not None:
             terminal.write_sep("-", "parallel agents plan")
             lines = plan_lines(plan, run.durations_known)
@@ -217,6 +218,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     reason = _in_process_reason(config, plan, settings)
     if reason:
         run.reason = reason
+        _in_process_environment(config, run.run_id)
         if terminal is not None and config.get_verbosity() >= 0:
             terminal.write_line(f"parallel agents: running in-process: {reason}")
         return None
@@ -278,6 +280,25 @@ def _run_serial(session: pytest.Session, indices: list[int], run: RunState) -> N
         nextitem = items[position + 1] if position + 1 < len(items) else None
         item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
         run.tests_reported += 1
+
+
+_SAVED_ENVIRONMENT = pytest.StashKey[dict[str, str | None]]()
+
+
+def _in_process_environment(config: pytest.Config, run_id: str) -> None:
+    """Parallel mode asked for, run here: the tests see the variables agents see, as the
+    ``agent_id`` fixture says ("controller"); put back at unconfigure."""
+    wanted = {"PYTEST_AGENT_ID": "controller", "PYTEST_AGENTS_RUN_ID": run_id}
+    config.stash[_SAVED_ENVIRONMENT] = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for name, value in config.stash.get(_SAVED_ENVIRONMENT, {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _in_process_reason(config: pytest.Config, plan: Plan, settings: Settings) -> str:

@@ -189,6 +189,14 @@ class AgentFailed:
 
 
 @dataclass(frozen=True)
+class SessionExited:
+    """A test called ``pytest.exit()``: the whole run ends with its reason and code."""
+
+    reason: str
+    returncode: int | None
+
+
+@dataclass(frozen=True)
 class ChannelClosed:
     """Synthesised by the transport when an agent's channel ends; never sent over the wire."""
 
@@ -203,6 +211,7 @@ Event: TypeAlias = (
     | OutputForwarded
     | AgentFinished
     | AgentFailed
+    | SessionExited
     | ChannelClosed
 )
 
@@ -218,6 +227,7 @@ _MESSAGES: Final[tuple[type[Any], ...]] = (
     AgentAlive,
     AgentFinished,
     AgentFailed,
+    SessionExited,
 )
 _BY_TAG: Final = {cls.__name__: cls for cls in _MESSAGES}
 

@@ -8,7 +8,8 @@ from typing import Literal
 
 from .sizing import Plan
 
-Mode = Literal["parallel", "in-process", "degraded"]
+# "plan": --agents-plan, nothing was run; the figures are the plan's.
+Mode = Literal["parallel", "in-process", "degraded", "plan"]
 
 
 @dataclass
