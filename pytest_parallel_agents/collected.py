@@ -147,12 +147,19 @@ def plan_items(
     settings: Settings,
     budget: int,
     known: dict[str, float],
+    serial_fixtures: frozenset[str] = frozenset(),
 ) -> tuple[Plan, dict[str, SuiteWork], list[int]]:
-    """Group the collected tests into suites and units, predict them, and size the pools."""
+    """Group the collected tests into suites and units, predict them, and size the pools.
+
+    Tests marked ``agents_serial``, or using one of ``serial_fixtures``, run in the
+    controller after the agents (their indices come back as the third value).
+    """
     by_suite: dict[str, list[int]] = {}
     serial: list[int] = []
     for index, item in enumerate(items):
-        if "agents_serial" in marks[index]:
+        if "agents_serial" in marks[index] or (
+            serial_fixtures and serial_fixtures.intersection(getattr(item, "fixturenames", ()))
+        ):
             serial.append(index)
             continue
         by_suite.setdefault(item.stash[SUITE_KEY], []).append(index)

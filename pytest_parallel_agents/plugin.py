@@ -194,7 +194,9 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         cached = durations = _previous_durations(config)
     with _relaxed_gc():
         marks = [collected.closest_marks(item) for item in session.items]
-        plan, work, serial = collected.plan_items(session.items, marks, settings, budget, durations)
+        plan, work, serial = collected.plan_items(
+            session.items, marks, settings, budget, durations, _serial_fixtures(config)
+        )
     run.plan = plan
     run.durations_known = any(w.durations_known for w in work.values())
     run.planned_at = time.perf_counter()
@@ -280,6 +282,18 @@ def _run_serial(session: pytest.Session, indices: list[int], run: RunState) -> N
         nextitem = items[position + 1] if position + 1 < len(items) else None
         item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
         run.tests_reported += 1
+
+
+def _serial_fixtures(config: pytest.Config) -> frozenset[str]:
+    """Fixtures whose tests run in the controller, after the agents, where plugins that
+    gather their results in-process see them: pytest-benchmark's ``benchmark`` (its table
+    and ``--benchmark-json`` come from the controller's session; its timings are the
+    better for nothing running beside them)."""
+    if not config.pluginmanager.has_plugin("benchmark"):
+        return frozenset()
+    if config.getoption("benchmark_disable", False) or config.getoption("benchmark_skip", False):
+        return frozenset()
+    return frozenset({"benchmark"})
 
 
 _SAVED_ENVIRONMENT = pytest.StashKey[dict[str, str | None]]()
