@@ -43,6 +43,7 @@ from .state import AGENT_ID_KEY, CONTROLLER_KEYS
 
 # Plugins of the controller that a forked agent must not run: reporters and cache writers
 # (the terminal reporter is replaced by a stand-in without hooks, see _quiet_terminal).
+_CONTROLLER_REPORT_MODULES: Final = ("_pytest.junitxml", "pytest_html.")
 _CONTROLLER_ONLY: Final = (
     "lfplugin",
     "nfplugin",
@@ -72,6 +73,8 @@ class AgentSession:
         self.extra_plugins: list[object] = []
         if measurement is not None and measurement.request.test_context:
             self.extra_plugins.append(TestContexts(measurement))
+        if start.worker_input:
+            self.extra_plugins.append(XdistIdentity(dict(start.worker_input)))
         self._inbox = inbox
         self._sender = sender
         self._buffer = ResultBuffer(
@@ -96,9 +99,7 @@ class AgentSession:
     def pytest_configure(self, config: pytest.Config) -> None:
         self._config = config
         config.stash[AGENT_ID_KEY] = self.start.agent_id
-        if self.start.worker_input:
-            # Before other plugins configure (tryfirst): they tell an xdist worker by it.
-            config.workerinput = dict(self.start.worker_input)  # type: ignore[attr-defined]
+
         option = config.option
         # The controller alone writes reports and the cache, and decides when to stop.
         for name, value in (
@@ -131,7 +132,9 @@ class AgentSession:
                 manager.unregister(plugin)
         _quiet_terminal(config)
         for plugin in list(manager.get_plugins()):
-            if type(plugin).__module__ == "_pytest.junitxml":
+            # Report writers registered without a name: they would write (or rewrite the
+            # reports they see, as pytest-html does its extras) in every agent.
+            if type(plugin).__module__.startswith(_CONTROLLER_REPORT_MODULES):
                 manager.unregister(plugin)
         for key in CONTROLLER_KEYS:
             with contextlib.suppress(KeyError):
@@ -394,6 +397,24 @@ def _compact(reports: list[pytest.TestReport]) -> CompactPass | None:
 
 
 @final
+@final
+class XdistIdentity:
+    """Gives the agent's config the ``workerinput`` pytest-xdist gives a worker's.
+
+    Set after every other plugin configured (trylast): plugins that find it while
+    configuring expect what their own xdist hooks put in it on the controller
+    (pytest-rerunfailures' socket, pytest-randomly's seed), which no agent has. Plugins that
+    look later, such as pytest-django naming the test database in a session fixture, see it.
+    """
+
+    def __init__(self, worker_input: dict[str, Any]) -> None:
+        self._worker_input = worker_input
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.workerinput = self._worker_input  # type: ignore[attr-defined]
+
+
 class _QuietReporter:
     """Stands in for an agent's terminal reporter: the same object to whoever asks for it
     (pytest's assertion messages use its terminal writer), but none of its hooks."""

@@ -121,7 +121,7 @@ class Controller:
         self._stopping = False
         self._exclusive_running = False
         self._sys_path = tuple(sys.path)
-        self._args = tuple(config.invocation_params.args)
+        self._args = tuple(config.invocation_params.args) + _seeds(config)
         self._total_agents = run.plan.peak_agents if run.plan else 1
         self._forward_output = config.getoption("capture") == "no"
         self._terminal = config.pluginmanager.get_plugin("terminalreporter")
@@ -340,10 +340,6 @@ class Controller:
             "testrunuid": self._run.run_id,
             "mainargv": tuple(sys.argv),
         }
-        # pytest-randomly gives its workers the controller's seed this way.
-        seed = getattr(self._config.option, "randomly_seed", None)
-        if isinstance(seed, int):
-            given["randomly_seed"] = seed
         return tuple(given.items())
 
     # --- events -------------------------------------------------------------------------
@@ -626,6 +622,16 @@ class Controller:
     @property
     def reported(self) -> int:
         return self._ledger.reported()
+
+
+def _seeds(config: pytest.Config) -> tuple[str, ...]:
+    """Options that give a spawned agent the seed the controller drew (pytest-randomly draws
+    one per process unless given it; its xdist hook passes the controller's on): the same
+    seed, the same order and data in every agent, and the one the header shows."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if config.pluginmanager.has_plugin("randomly") and isinstance(seed, int):
+        return (f"--randomly-seed={seed}",)
+    return ()
 
 
 @contextlib.contextmanager
