@@ -230,7 +230,10 @@ class SuiteQueue:
             longest_first(units) if durations_known and not in_order else _first
         )
         self._own: dict[str, list[WorkUnit]]
-        if in_order:
+        if in_order and durations_known and agents:
+            # Balanced by prediction (LPT), each share then run in collection order.
+            self._own = _lpt(units, agents)
+        elif in_order:
             self._own = {agent: [] for agent in agents}
             self._ordered = sorted(units, key=_first)
             self._firsts = [_first(unit) for unit in self._ordered]
@@ -297,7 +300,7 @@ class SuiteQueue:
             raise ValueError(f"max_tests must be >= 1, got {max_tests}")
         own = self._pending_units(agent)
         if self._in_order:
-            return self._take_in_order(agent, max_tests)
+            return self._take_in_order(agent, max_tests, steal=steal)
         batch: list[int] = []
         _fill(batch, self._front, max_tests)
         if self._front:
@@ -318,23 +321,63 @@ class SuiteQueue:
                 self._current[agent] = scope
         return batch
 
-    def _take_in_order(self, agent: str, max_tests: int) -> list[int]:
-        """The earliest units after the last one ``agent`` took, within ``max_tests``."""
-        start = bisect.bisect_right(self._firsts, self._last.get(agent, -1))
-        end = start
+    def _take_in_order(self, agent: str, max_tests: int, *, steal: bool) -> list[int]:
+        """The earliest units after the last one ``agent`` took, within ``max_tests``: from
+        its own share (known durations) and the shared list, whichever comes first; when
+        it has none and ``steal``, the later half of what the busiest agent has after it.
+
+        Taking the earliest candidate keeps every unit of its own share after its last.
+        """
+        if not self._own[agent] and steal and self._next_shared(agent) is None:
+            self._steal_forward(agent)
+        own = self._own[agent]
         batch: list[int] = []
-        while end < len(self._ordered) and (
-            not batch or len(batch) + len(self._ordered[end].tests) <= max_tests
-        ):
-            batch.extend(self._ordered[end].tests)
-            end += 1
-        if batch:
+        while True:
+            at = self._next_shared(agent)
+            shared = self._ordered[at] if at is not None else None
+            if own and (shared is None or _first(own[0]) < _first(shared)):
+                unit = own[0]
+            elif shared is not None:
+                unit = shared
+            else:
+                break
+            if batch and len(batch) + len(unit.tests) > max_tests:
+                break
+            if unit is shared and at is not None:
+                del self._ordered[at]
+                del self._firsts[at]
+            else:
+                del own[0]
+            batch.extend(unit.tests)
             # A group's position is its first test: the agent goes on after it.
-            self._last[agent] = self._firsts[end - 1]
-            del self._ordered[start:end]
-            del self._firsts[start:end]
-            self._count -= len(batch)
+            self._last[agent] = _first(unit)
+        self._count -= len(batch)
         return batch
+
+    def _next_shared(self, agent: str) -> int | None:
+        """Where the first shared unit after ``agent``'s last is, if there is one."""
+        at = bisect.bisect_right(self._firsts, self._last.get(agent, -1))
+        return at if at < len(self._ordered) else None
+
+    def _steal_forward(self, thief: str) -> None:
+        """The later half of the busiest agent's units that lie after the thief's last."""
+        last = self._last.get(thief, -1)
+        best: tuple[float, str, int] | None = None
+        for victim, units in self._own.items():
+            if victim == thief or not units:
+                continue
+            # Its share is in collection order: those after ``last`` are a suffix.
+            start = bisect.bisect_right(units, last, key=_first)
+            weight = sum(self._weight(u) for u in units[start:])
+            if start < len(units) and (best is None or weight > best[0]):
+                best = (weight, victim, start)
+        if best is None:
+            return
+        _, victim, start = best
+        units = self._own[victim]
+        cut = len(units) - (len(units) - start + 1) // 2
+        self._own[thief] = units[cut:]
+        del units[cut:]
 
     def _insert_in_order(self, unit: WorkUnit) -> None:
         at = bisect.bisect_right(self._firsts, _first(unit))
@@ -346,7 +389,10 @@ class SuiteQueue:
         the last unit it took; otherwise nothing at all, since it may steal anything)."""
         if not self._in_order:
             return self.empty
-        return not self._ordered or self._firsts[-1] <= self._last.get(agent, -1)
+        last = self._last.get(agent, -1)
+        if self._ordered and self._firsts[-1] > last:
+            return False
+        return not any(units and _first(units[-1]) > last for units in self._own.values())
 
     def _steal(self, thief: str, *, follower: bool = False) -> bool:
         """Move the tail half of the busiest agent's pending units to ``thief``.
@@ -473,10 +519,15 @@ class SuiteQueue:
         self._own[agent] = []
 
     def remove_agent(self, agent: str) -> list[int]:
-        """Forget ``agent``; its pending units move to the front queue, still whole."""
+        """Forget ``agent``; its pending units move to the front queue (in order: the shared
+        list), still whole."""
         units = self._pending_units(agent)
         del self._own[agent]
-        self._front.extend(units)
+        if self._in_order:
+            for unit in units:
+                self._insert_in_order(unit)
+        else:
+            self._front.extend(units)
         return [test for unit in units for test in unit.tests]
 
     def drain(self) -> list[int]:

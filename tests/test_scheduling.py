@@ -682,3 +682,25 @@ def test_in_order_every_agent_runs_a_subsequence_of_the_collection(
     for agent, seen in positions.items():
         assert seen == sorted(seen), agent
         assert len(set(seen)) == len(seen), agent
+
+
+def test_in_order_known_durations_balance_shares_and_keep_each_in_order() -> None:
+    # LPT by prediction, each share in collection order: the two long tests on two agents.
+    seconds = [0.1, 5.0, 0.1, 0.1, 5.0, 0.1]
+    units = [WorkUnit((i,), s) for i, s in enumerate(seconds)]
+    queue = SuiteQueue(units, ["a", "b"], durations_known=True)
+    a, b = drain(queue, "a"), drain(queue, "b")
+    assert sorted(a + b) == list(range(6))
+    assert a == sorted(a) and b == sorted(b)
+    assert {1, 4} & set(a) and {1, 4} & set(b)
+
+
+def test_in_order_a_dry_agent_steals_only_what_lies_after_its_last() -> None:
+    units = [WorkUnit((i,), 1.0) for i in range(8)]
+    queue = SuiteQueue(units, ["a", "b"], durations_known=True)
+    mine = drain(queue, "a", 8)
+    # a ran its share; b's share after a's last may be stolen, the rest may not.
+    stolen = queue.take("b", 1)
+    assert stolen and stolen[0] not in mine
+    rest = queue.take("a", 8)
+    assert all(t > max(mine) for t in rest)
