@@ -43,7 +43,8 @@ from .state import AGENT_ID_KEY, CONTROLLER_KEYS
 
 # Plugins of the controller that a forked agent must not run: reporters and cache writers
 # (the terminal reporter is replaced by a stand-in without hooks, see _quiet_terminal).
-_CONTROLLER_REPORT_MODULES: Final = ("_pytest.junitxml", "pytest_html.")
+_FOREIGN_REPORT_MODULES: Final = ("pytest_html.",)
+_CONTROLLER_REPORT_MODULES: Final = ("_pytest.junitxml", *_FOREIGN_REPORT_MODULES)
 _CONTROLLER_ONLY: Final = (
     "lfplugin",
     "nfplugin",
@@ -131,11 +132,7 @@ class AgentSession:
             if plugin is not None:
                 manager.unregister(plugin)
         _quiet_terminal(config)
-        for plugin in list(manager.get_plugins()):
-            # Report writers registered without a name: they would write (or rewrite the
-            # reports they see, as pytest-html does its extras) in every agent.
-            if type(plugin).__module__.startswith(_CONTROLLER_REPORT_MODULES):
-                manager.unregister(plugin)
+        _drop_report_writers(manager, _CONTROLLER_REPORT_MODULES)
         for key in CONTROLLER_KEYS:
             with contextlib.suppress(KeyError):
                 del config.stash[key]  # type: ignore[misc]
@@ -166,6 +163,8 @@ class AgentSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # (A spawned agent keeps its junit writer: it writes to devnull, see pytest_configure.)
+        _drop_report_writers(session.config.pluginmanager, _FOREIGN_REPORT_MODULES)
         cache = getattr(session.config, "cache", None)
         if cache is not None:
             _make_read_only(cache)
@@ -424,6 +423,14 @@ class _QuietReporter:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._reporter, name)
+
+
+def _drop_report_writers(manager: pytest.PytestPluginManager, modules: tuple[str, ...]) -> None:
+    """Report writers registered without a name would write (or rewrite the reports they
+    see, as pytest-html does its extras) in every agent: only the controller's write."""
+    for plugin in list(manager.get_plugins()):
+        if type(plugin).__module__.startswith(modules):
+            manager.unregister(plugin)
 
 
 def _quiet_terminal(config: pytest.Config) -> None:
