@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean sshd compat compat-python
+.PHONY: demo test lint typecheck pytest bench clean sshd compat compat-python ecosystem-venv postgres realworld realworld-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,27 @@ typecheck: $(STAMP)
 sshd:
 	@if [ -z "$$PYTEST_AGENTS_NO_SSH" ]; then sh tests/install_sshd.sh; fi
 
+# tests/ecosystem/ runs real third-party plugins (pinned in tests/ecosystem/requirements.txt)
+# in a venv of their own, never in .venv, where the suite's pytester runs would load them.
+ECO_VENV := .venv-ecosystem
+ECO_STAMP := $(ECO_VENV)/.installed
+
+$(ECO_STAMP): pyproject.toml tests/ecosystem/requirements.txt
+	$(PYTHON) -m venv $(ECO_VENV)
+	$(ECO_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(ECO_VENV)/bin/python -m pip install --quiet -e . -r tests/ecosystem/requirements.txt
+	touch $(ECO_STAMP)
+
+ecosystem-venv:
+	@if [ -z "$$PYTEST_AGENTS_NO_ECOSYSTEM" ]; then $(MAKE) --no-print-directory $(ECO_STAMP); fi
+
+# The pytest-django ecosystem test needs PostgreSQL's binaries; it starts its own cluster.
+postgres:
+	@if [ -z "$$PYTEST_AGENTS_NO_ECOSYSTEM$$PYTEST_AGENTS_NO_POSTGRES" ]; then \
+		sh tests/ecosystem/install_postgres.sh; fi
+
 # The project's own suite runs under its own plugin (dogfood).
-pytest: $(STAMP) sshd
+pytest: $(STAMP) sshd ecosystem-venv postgres
 	$(PY) -m pytest --agents auto
 
 test: lint typecheck pytest
@@ -60,5 +79,15 @@ compat: sshd
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
+# Real projects' suites (realworld/corpus.py), plain vs --agents, test by test (docs/fidelity.md).
+# Each project gets its own venv under .realworld/ (not .venv); PyPI is needed the first time.
+# REALWORLD_ARGS passes options on, e.g. REALWORLD_ARGS='--plugin-ref HEAD' or '--only click'.
+REALWORLD_ARGS ?=
+realworld:
+	$(PYTHON) realworld/run.py $(REALWORLD_ARGS)
+
+realworld-quick:
+	$(PYTHON) realworld/run.py --quick $(REALWORLD_ARGS)
+
 clean:
-	rm -rf $(VENV) $(COMPAT_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(COMPAT_VENV) $(ECO_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
