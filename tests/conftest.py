@@ -29,10 +29,12 @@ def _outer_agent_environment(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """This suite runs on its own agents (dogfood): an inner pytester run must not see the
-    outer agent's PYTEST_AGENT* variables, or it would believe it runs in that agent."""
-    if "pytester" in request.fixturenames:
-        for name in [n for n in os.environ if n.startswith(("PYTEST_AGENT_", "PYTEST_AGENTS_"))]:
-            monkeypatch.delenv(name)
+    outer agent's PYTEST_AGENT* variables, or it would believe it runs in that agent; and no
+    inner run, pytester's or a subprocess, may see the outer agent's pytest-xdist identity
+    (PYTEST_XDIST_WORKER disables pytest-benchmark, for one)."""
+    inner = ("PYTEST_AGENT_", "PYTEST_AGENTS_") if "pytester" in request.fixturenames else ()
+    for name in [n for n in os.environ if n.startswith(("PYTEST_XDIST_", *inner))]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(autouse=True)

@@ -315,16 +315,23 @@ def test_agent_id_fixture_and_environment(
 
 def test_agent_id_outside_agents_is_controller(pytester: pytest.Pytester, records: Path) -> None:
     _identity_project(pytester, records, None)
-    # A plain run, and a run whose plan needs one agent at a time (two suites, budget 1).
-    for args in ((), ("--agents", "1")):
+    # A plain run sets no variable; a run whose plan needs one agent at a time (two suites,
+    # budget 1) runs in-process and says so, as the agent_id fixture does.
+    for args, env in (((), {}), (("--agents", "1"), {"PYTEST_AGENT_ID": "controller"})):
+        for path in records.iterdir() if records.exists() else ():
+            path.unlink()  # each run's records alone
         result = run(pytester, *args)
         assert result.ret == pytest.ExitCode.OK, result.stdout.str()
-    entries = [e for log in _agent_logs(records).values() for e in log if e["kind"] == "test"]
-    assert len(entries) == 22
-    for entry in entries:
-        assert entry["agent_id"] == "controller", entry
-        assert entry["pid"] == os.getpid()
-        assert entry["env"] == dict.fromkeys(_ENV_NAMES), entry
+        entries = [e for log in _agent_logs(records).values() for e in log if e["kind"] == "test"]
+        assert len(entries) == 11
+        for entry in entries:
+            assert entry["agent_id"] == "controller", entry
+            assert entry["pid"] == os.getpid()
+            seen = dict(entry["env"])
+            if args:
+                assert seen["PYTEST_AGENTS_RUN_ID"]  # this run's id
+                seen["PYTEST_AGENTS_RUN_ID"] = None
+            assert seen == dict.fromkeys(_ENV_NAMES) | env, entry
 
 
 @BOTH_STARTS
@@ -790,7 +797,7 @@ def _usage_error(result: pytest.RunResult) -> str:
         (("--agents", "lots"), "--agents expects a whole number*'lots'"),
         (("--agents", "2", "--agents-items", "0"), "--agents-items expects a whole number*'0'"),
         (("--agents", "2", "--agents-suite", "nosuch"), "*unknown suite 'nosuch'*"),
-        (("--agents", "2", "--agents-metrics", "/nonexistent/dir/m.json"), "*/nonexistent/dir*"),
+        (("--agents", "2", "--agents-metrics", "/dev/null/m.json"), "*/dev/null is not a dir*"),
         (("--agents", "2", "--agents-heartbeat", "1.5"), "*--agents-heartbeat*at least 2 *'1.5'"),
     ],
     ids=["negative", "word", "items-zero", "unknown-suite", "metrics-dir", "heartbeat-too-short"],
