@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helpers import junit_cases
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".venv-ecosystem"
 PYTHON = VENV / "bin" / "python"
@@ -186,20 +188,6 @@ def run_pytest(
     junit = junit_cases(junit_path) if junit_path.exists() else Counter()
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
     return Run(mode, full, process.returncode, stdout, stderr, seconds, junit, junit_path, metrics)
-
-
-def junit_cases(path: Path) -> Counter[tuple[str, str, str]]:
-    """The test cases of a JUnit XML file as a multiset of (classname, name, outcome)."""
-    root = ET.parse(path).getroot()
-    cases: Counter[tuple[str, str, str]] = Counter()
-    for case in root.iter("testcase"):
-        outcome = "passed"
-        for tag in ("failure", "error", "skipped"):
-            if case.find(tag) is not None:
-                outcome = tag
-                break
-        cases[(case.get("classname", ""), case.get("name", ""), outcome)] += 1
-    return cases
 
 
 def junit_messages(path: Path) -> dict[str, str]:
