@@ -27,10 +27,22 @@ ARGS = ("--hypothesis-show-statistics",)
 
 PROJECT = {
     "conftest.py": """
-        from hypothesis import settings
+        from pathlib import Path
 
+        from hypothesis import settings
+        from hypothesis.database import DirectoryBasedExampleDatabase
+
+        # Named outright: under CI hypothesis' default profile has no database and is
+        # derandomized, and this project's runs must save and replay examples anywhere.
         settings.register_profile(
-            "ecosystem", deadline=None, print_blob=False, max_examples=50
+            "ecosystem",
+            deadline=None,
+            print_blob=False,
+            max_examples=50,
+            derandomize=False,
+            database=DirectoryBasedExampleDatabase(
+                Path(__file__).parent / ".hypothesis" / "examples"
+            ),
         )
         settings.load_profile("ecosystem")
     """,
