@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean sshd compat compat-python ecosystem-venv postgres realworld realworld-quick
+.PHONY: demo test lint typecheck pytest bench clean sshd compat compat-python ecosystem-venv postgres tmux realworld realworld-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +50,14 @@ postgres:
 	@if [ -z "$$PYTEST_AGENTS_NO_ECOSYSTEM$$PYTEST_AGENTS_NO_POSTGRES" ]; then \
 		sh tests/ecosystem/install_postgres.sh; fi
 
+# tests/test_fidelity_interrupt.py types Ctrl-C into a real terminal: tmux, on a private socket.
+tmux:
+	@command -v tmux >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq tmux >/dev/null; \
+		else sudo -n apt-get install -y -qq tmux >/dev/null; fi; }
+
 # The project's own suite runs under its own plugin (dogfood).
-pytest: $(STAMP) sshd ecosystem-venv postgres
+pytest: $(STAMP) sshd ecosystem-venv postgres tmux
 	$(PY) -m pytest --agents auto
 
 test: lint typecheck pytest
@@ -67,7 +73,7 @@ COMPAT_VENV := .venv-compat
 compat-python:
 	@echo $(COMPAT_PYTHON)
 
-compat: sshd
+compat: sshd tmux
 	@if [ -z "$(COMPAT_PYTHON)" ]; then \
 		echo "make compat: no Python 3.10 found; set COMPAT_PYTHON=/path/to/python3.10" >&2; \
 		exit 4; fi

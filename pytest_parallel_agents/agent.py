@@ -26,6 +26,7 @@ from .agent_channel import (
     Sender,
 )
 from .agent_session import AgentSession
+from .agent_stacks import note_gateway
 from .coverage_measure import Measurement, agent_data_file
 from .placement import place
 from .protocol import (
@@ -63,6 +64,7 @@ def fork_child_setup(config: pytest.Config, session: pytest.Session) -> Callable
 def serve(channel: Channel) -> None:
     """Entry point run by the bootstrap on the agent's gateway."""
     inbox: Inbox = queue.Queue()
+    note_gateway(channel)
     channel.setcallback(Receiver(inbox), endmarker=LOST)
     start = inbox.get()
     if isinstance(start, ControllerLost):
@@ -151,12 +153,16 @@ def _serve_forked(start: StartSession, inbox: Inbox, sender: Sender, forked: _Fo
     measurement = _start_coverage(start)
     agent = AgentSession(start, inbox, sender, measurement)
     config, session = forked.config, forked.session
+    status = pytest.ExitCode.OK
     try:
         for plugin in agent.extra_plugins:
             config.pluginmanager.register(plugin)
         agent.adopt(config, session)
         agent.output.start()
-        agent.pytest_runtestloop(session)
+        try:
+            agent.pytest_runtestloop(session)
+        except KeyboardInterrupt:
+            status = pytest.ExitCode.INTERRUPTED  # AgentInterrupted told the controller
         # Session and configure hooks ran once, in the controller, and run their finish there
         # too: calling them here would undo the controller's setup under the other agents.
         # Only this agent's own fixtures are torn down (usually done by the last test already).
@@ -170,7 +176,7 @@ def _serve_forked(start: StartSession, inbox: Inbox, sender: Sender, forked: _Fo
         return
     finally:
         agent.output.stop()
-    _finished(sender, agent, 0)
+    _finished(sender, agent, int(status))
 
 
 def _prepare_process(start: StartSession) -> None:

@@ -52,6 +52,9 @@ class ControllerLost:
 
 LOST: Final = ControllerLost()
 Inbox = queue.Queue[Command | ControllerLost]
+# The idents of the threads ``start_hidden`` runs: not the test's, so left out of the stacks
+# pytest-timeout dumps (agent_stacks).
+OWN_THREADS: Final[set[int]] = set()
 
 
 def start_hidden(target: Callable[..., object], *args: object) -> threading.Event:
@@ -64,9 +67,12 @@ def start_hidden(target: Callable[..., object], *args: object) -> threading.Even
     done = threading.Event()
 
     def run() -> None:
+        ident = _thread.get_ident()
+        OWN_THREADS.add(ident)
         try:
             target(*args)
         finally:
+            OWN_THREADS.discard(ident)
             done.set()
 
     _thread.start_new_thread(run, ())

@@ -22,10 +22,13 @@ from .agent_channel import (
     ResultBuffer,
     Sender,
 )
+from .agent_stacks import hide_agent_stacks
 from .coverage_measure import Measurement, TestContexts
+from .live_log import LIVE_LOG_KEY, LiveLogCapture
 from .protocol import (
     PROTOCOL_VERSION,
     AgentFailed,
+    AgentInterrupted,
     AgentReady,
     CompactPass,
     ReturnTests,
@@ -93,6 +96,8 @@ class AgentSession:
         self._config: pytest.Config | None = None
         self.output = OutputForwarding(sender, enabled=start.forward_output)
         self._slot = Slot(start.status_dir, start.agent_id)
+        self._live_log: LiveLogCapture | None = None
+        self._running: pytest.Item | None = None
 
     # --- configuration ------------------------------------------------------------------
 
@@ -158,6 +163,7 @@ class AgentSession:
             _make_read_only(cache)
         self._slot.arm_crash_log()
         self._items = {index: session.items[index] for index in self.start.tests}
+        _count_rerun_crashes(config, self._items, self.start.rerun_crashes)
         self._sender.send(AgentReady(PROTOCOL_VERSION, os.getpid(), len(self._items), (), ""))
         self.ready_sent = True
 
@@ -204,6 +210,7 @@ class AgentSession:
                 self._items[index] = found.popleft()
             else:
                 missing.append(index)
+        _count_rerun_crashes(session.config, self._items, self.start.rerun_crashes)
         reason = ""
         if missing:
             reason = _mismatch(self.start, missing, session.items, by_nodeid)
@@ -231,7 +238,22 @@ class AgentSession:
         # would format every test for nothing, and plugins do costly work for its summary
         # (hypothesis imports itself there). A forked agent did this when adopting.
         _quiet_terminal(session.config)
+        # After collection: a conftest may load pytest-timeout too.
+        hide_agent_stacks()
+        # With log_cli, live log records go to the controller with their phase's report.
+        self._live_log = LiveLogCapture.install(session.config)
         queue_: deque[int] = deque()
+        try:
+            self._serve(queue_)
+        except KeyboardInterrupt as exc:
+            # As a plain run's: the test ends where it was, fixtures are torn down, and the
+            # controller ends the whole run, showing this test's location.
+            self._interrupted(exc)
+            raise
+        self._buffer.close()
+        return True
+
+    def _serve(self, queue_: deque[int]) -> None:
         finishing = False
         while True:
             if len(queue_) < 2 and not finishing:
@@ -255,8 +277,6 @@ class AgentSession:
                 self._buffer.flush()
                 self._sender.send(SessionExited(str(exc.msg), exc.returncode))
                 raise
-        self._buffer.close()
-        return True
 
     def _receive(self, queue_: deque[int], *, block: bool) -> bool:
         """Apply waiting commands; True once the controller said no more tests will come."""
@@ -285,13 +305,32 @@ class AgentSession:
             except queue.Empty:
                 return finishing
 
+    def _interrupted(self, exc: KeyboardInterrupt) -> None:
+        self._buffer.flush()  # what finished before it, first
+        config = self._config
+        item = self._running
+        report: SerializedReport | None = None
+        if item is not None and config is not None:
+            # The longrepr pytest's terminal shows for an interrupt (its crash line is the
+            # test's own frame), carried as a report since reports know how to travel.
+            longrepr = pytest.ExceptionInfo.from_exception(exc).getrepr(funcargs=True)
+            interrupted = pytest.TestReport(
+                item.nodeid, item.location, {}, "failed", longrepr, "call"
+            )
+            report = config.hook.pytest_report_to_serializable(config=config, report=interrupted)
+        self._sender.send(AgentInterrupted(report))
+
     def _run_one(self, index: int, nextitem: pytest.Item | None) -> None:
         item = self._items.get(index)
         if item is None:
             return  # reported missing at start-up; the controller never sends it
+        self._running = item
         self._reports = []
         self._warnings = []
         self._in_test = True
+        live = self._live_log
+        if live is not None:
+            live.begin()
         started = perf_counter()
         self._slot.running(index)
         try:
@@ -299,15 +338,21 @@ class AgentSession:
         finally:
             self._in_test = False
             self._slot.idle()
+        self._running = None
         busy = perf_counter() - started
         reports = self._reports
-        passed = _compact(reports)
+        live_records = live.end() if live is not None else None
+        passed = _compact(reports) if live_records is None else None
         serialized: tuple[SerializedReport, ...] = ()
         if passed is None:
             config = self._config
             assert config is not None
             to_serializable = config.hook.pytest_report_to_serializable
             serialized = tuple(to_serializable(config=config, report=r) for r in reports)
+            if live_records is not None:
+                for data, records in zip(serialized, live_records, strict=False):
+                    if records:
+                        data[LIVE_LOG_KEY] = records
         self._buffer.add((index, serialized, passed, tuple(self._warnings), busy))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -318,6 +363,8 @@ class AgentSession:
             # subtests fail a test whose subtests failed): settle it before it travels.
             config.hook.pytest_report_teststatus(report=report, config=config)
         self._reports.append(report)
+        if self._live_log is not None:
+            self._live_log.reported()
 
     def pytest_warning_recorded(
         self,
@@ -431,6 +478,25 @@ def _drop_report_writers(manager: pytest.PytestPluginManager, modules: tuple[str
     for plugin in list(manager.get_plugins()):
         if type(plugin).__module__.startswith(modules):
             manager.unregister(plugin)
+
+
+def _count_rerun_crashes(
+    config: pytest.Config, items: dict[int, pytest.Item], crashes: tuple[tuple[int, int], ...]
+) -> None:
+    """Tell pytest-rerunfailures how often each of these tests killed an agent before.
+
+    Its database of crashes (which it keeps where pytest-xdist is installed) starts a test's
+    attempts at that count, so crashes and failures share the test's reruns, as on the worker
+    that reruns a crashed pytest-xdist worker's test.
+    """
+    add = getattr(getattr(config, "failures_db", None), "add_test_failure", None)
+    if not callable(add):
+        return
+    for index, count in crashes:
+        item = items.get(index)
+        if item is not None:
+            for _ in range(count):
+                add(item.nodeid)
 
 
 def _quiet_terminal(config: pytest.Config) -> None:

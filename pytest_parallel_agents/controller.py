@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import final
+from typing import Final, final
 
 import pytest
 
@@ -25,12 +25,14 @@ from .protocol import (
     AgentAlive,
     AgentFailed,
     AgentFinished,
+    AgentInterrupted,
     AgentReady,
     ChannelClosed,
     CoverageRequest,
     OutputForwarded,
     ReturnTests,
     RunTests,
+    SerializedReport,
     SessionExited,
     Shutdown,
     StartSession,
@@ -47,6 +49,10 @@ from .sizing import Plan, SuitePlan, grow
 from .transport import FORK, Transport
 from .txspecs import TxSpec
 from .watchdog import WATCH_INTERVAL, Watchdog
+
+# How long Ctrl-C waits for interrupted agents to report before they are stopped: an agent
+# interrupted mid-test tears its fixtures down and exits in well under this.
+INTERRUPT_GRACE: Final = 1.0
 
 __all__ = ["AgentInternalError", "Controller", "SuiteWork"]
 
@@ -117,8 +123,11 @@ class Controller:
             inifile=config.inipath,
         )
         self._agents: dict[str, AgentState] = {}
+        # pytest-rerunfailures' reruns of each test that killed an agent (read at its first crash).
+        self._crash_reruns: dict[int, int] = {}
         self._pools: dict[str, PoolState] = {}
         self._stopping = False
+        self._interrupting = False
         self._exclusive_running = False
         self._sys_path = tuple(sys.path)
         self._args = tuple(config.invocation_params.args) + _seeds(config)
@@ -154,6 +163,13 @@ class Controller:
 
     def agent(self, agent_id: str) -> AgentState:
         return self._agents[agent_id]
+
+    def crash_reruns(self, index: int) -> int:
+        reruns = self._crash_reruns.get(index)
+        if reruns is None:
+            reruns = _rerunfailures_reruns(self._config, self._items[index])
+            self._crash_reruns[index] = reruns
+        return reruns
 
     # --- the run ------------------------------------------------------------------------
 
@@ -204,6 +220,9 @@ class Controller:
                 if self._stopping or self._should_stop():
                     pending.clear()
                 self._start_ready(pending, plan.budget)
+        except KeyboardInterrupt as exc:
+            self._interrupt_agents(exc)
+            raise
         finally:
             try:
                 self._transport.stop_all()
@@ -218,6 +237,45 @@ class Controller:
                 pids = {a.record.id: a.record.pid for a in self._agents.values()}
                 for problem in self._fleet.cleanup(pids):
                     self._warn(problem)
+
+    def _interrupt_agents(self, exc: KeyboardInterrupt) -> None:
+        """Ctrl-C: interrupt every local agent's test at once, as the terminal interrupts a
+        plain run's, and wait briefly for what they report (the results that finished, where
+        each test was) before the agents are stopped."""
+        self._stopping = True
+        self._interrupting = True
+        self._transport.interrupt_local()
+        deadline = time.monotonic() + INTERRUPT_GRACE
+        while self._live_agents():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                agent_id, event = self._transport.events.get(timeout=left)
+            except queue.Empty:
+                break
+            agent = self._agents.get(agent_id)
+            if agent is None or agent.finished:
+                continue
+            match event:
+                case TestsReported(results=results):
+                    with self._replayer.batch():
+                        self._tests_reported(agent, results)
+                case AgentInterrupted(report=report):
+                    if not exc.args:  # (SIGTERM keeps the controller's own message)
+                        self._note_interrupt(report)
+                case AgentFinished() | AgentFailed() | SessionExited() | ChannelClosed():
+                    agent.finished = True
+                case AgentAlive() | AgentReady() | TestsReturned() | OutputForwarded():
+                    pass
+
+    def _note_interrupt(self, report: SerializedReport | None) -> None:
+        if report is None or self._run.interrupt_repr is not None:
+            return
+        rebuilt = self._config.hook.pytest_report_from_serializable(
+            config=self._config, data=report
+        )
+        self._run.interrupt_repr = getattr(rebuilt, "longrepr", None)
 
     def _live_agents(self) -> int:
         return sum(1 for agent in self._agents.values() if not agent.finished)
@@ -327,6 +385,7 @@ class Controller:
                     host_root=place.host_root,
                     host_dir=place.host_dir,
                     worker_input=self._worker_input(),
+                    rerun_crashes=self._recovery.rerun_crashes(work.tests),
                 )
             )
 
@@ -400,6 +459,11 @@ class Controller:
                 self.agent_ended(agent)
             case AgentFailed(traceback=tb):
                 raise AgentInternalError(f"agent {agent_id} failed:\n{tb}")
+            case AgentInterrupted(report=report):
+                # A test's own KeyboardInterrupt (or a signal sent to the agent alone) ends
+                # the run, as it ends a plain one.
+                self._note_interrupt(report)
+                raise KeyboardInterrupt
             case SessionExited(reason=reason, returncode=returncode):
                 self._replayer.finish()  # what came before it, in order
                 pytest.exit(reason, returncode)
@@ -425,7 +489,7 @@ class Controller:
             pool.done_tests += 1
             pool.busy += busy
             pool.fruitless = 0
-            if self._stopping or self._should_stop():
+            if (self._stopping and not self._interrupting) or self._should_stop():
                 # -x/--maxfail: a plain run would not have run what finished after the limit.
                 self._run.discarded += 1
                 continue
@@ -435,7 +499,7 @@ class Controller:
                 self._run.duplicates.append(self._items[index].nodeid)
         if self._should_stop():
             self._stop_everything()
-        else:
+        elif not self._interrupting:
             self.dispatch(agent)
 
     def dispatch(self, agent: AgentState) -> None:
@@ -622,6 +686,30 @@ class Controller:
     @property
     def reported(self) -> int:
         return self._ledger.reported()
+
+
+def _rerunfailures_reruns(config: pytest.Config, item: pytest.Item) -> int:
+    """How often pytest-rerunfailures reruns ``item`` after a crash; 0 without it.
+
+    Its own ``get_reruns_count`` (``--force-reruns``, the ``flaky`` marker, ``--reruns``, the
+    ``reruns`` ini, ``--reruns-mode``): the count its pytest-xdist crash hook goes by. A test
+    under ``--rerun-exclude-path`` is never rerun, and a version without that function gets
+    the plugin's own crash retries.
+    """
+    plugin = config.pluginmanager.get_plugin("rerunfailures")
+    count = getattr(plugin, "get_reruns_count", None)
+    if plugin is None or not callable(count):
+        return 0
+    excluded = getattr(config.option, "rerun_exclude_path", None) or ()
+    if any(item.path.is_relative_to(config.rootpath / path) for path in excluded):
+        return 0
+    try:
+        reruns = count(item)
+    except Exception:
+        # A marker it cannot read errors on the agent too; the crash is then handled as
+        # without rerunfailures rather than ending the controller.
+        return 0
+    return reruns if isinstance(reruns, int) and reruns > 0 else 0
 
 
 def _seeds(config: pytest.Config) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ import pytest
 
 from . import collected, hookspecs
 from .agent_session import AgentSession
+from .compat import show_interrupt_at
 from .controller import Controller
 from .coverage_options import add_coverage_options
 from .coverage_plugin import COVERAGE_KEY, start_early
@@ -367,6 +368,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run.finished_at = time.perf_counter()
     if run.mode != "in-process":
         _stats_in_collection_order(config, session)
+    if run.interrupt_repr is not None and exitstatus == pytest.ExitCode.INTERRUPTED:
+        show_interrupt_at(config, run.interrupt_repr)
     if (
         run.shard is not None
         and run.shard.tests == 0

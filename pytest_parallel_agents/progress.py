@@ -62,8 +62,12 @@ class FileProgress:
         return cls(terminal, writer, Counter(_file_of(item.nodeid) for item in items))
 
     @contextlib.contextmanager
-    def test(self, nodeid: str) -> Iterator[None]:
-        """Around the replay of one test: its output goes to its file's line."""
+    def test(self, nodeid: str, *, last: bool = True) -> Iterator[None]:
+        """Around the replay of one test: its output goes to its file's line.
+
+        ``last=False``: an attempt before the test's result (a rerun), which its file's line
+        still waits for.
+        """
         line = self._lines.get(_file_of(nodeid))
         if line is None:
             yield
@@ -79,6 +83,8 @@ class FileProgress:
             line.fspath = terminal.currentfspath
             line.current_line = writer._current_line
             writer._file, writer._current_line, terminal.currentfspath = saved
+        if not last:
+            return
         line.left -= 1
         if line.left == 0:
             self._finish(line)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 # Bumped whenever a message gains, loses or changes a field; both sides check it at start-up.
-PROTOCOL_VERSION: Final = 5
+PROTOCOL_VERSION: Final = 6
 
 # A quiet agent sends AgentAlive this often; the controller's --agents-heartbeat must allow
 # for a late one, so it is at least twice this.
@@ -74,6 +74,10 @@ class StartSession:
     # plugins keying per-worker resources on pytest-xdist's worker id (pytest-django's test
     # database, say) give each agent its own; empty: no xdist identity.
     worker_input: tuple[tuple[str, Wire], ...] = ()
+    # (test, times it killed an agent) for tests pytest-rerunfailures reruns: the agent tells
+    # rerunfailures, which counts those attempts against the test's reruns, as it does on the
+    # worker that reruns a crashed pytest-xdist worker's test.
+    rerun_crashes: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,15 @@ class SessionExited:
 
 
 @dataclass(frozen=True)
+class AgentInterrupted:
+    """A KeyboardInterrupt reached the agent (Ctrl-C, or a test's own): the run ends as
+    interrupted. ``report``: a serialized report whose longrepr says where the running test
+    was (None when the agent was between tests)."""
+
+    report: SerializedReport | None
+
+
+@dataclass(frozen=True)
 class ChannelClosed:
     """Synthesised by the transport when an agent's channel ends; never sent over the wire."""
 
@@ -212,6 +225,7 @@ Event: TypeAlias = (
     | AgentFinished
     | AgentFailed
     | SessionExited
+    | AgentInterrupted
     | ChannelClosed
 )
 
@@ -228,6 +242,7 @@ _MESSAGES: Final[tuple[type[Any], ...]] = (
     AgentFinished,
     AgentFailed,
     SessionExited,
+    AgentInterrupted,
 )
 _BY_TAG: Final = {cls.__name__: cls for cls in _MESSAGES}
 

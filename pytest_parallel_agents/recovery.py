@@ -4,7 +4,8 @@ SPEC §5: the test an agent died in is retried on a fresh agent at most ``max_re
 (a timeout never: that is the test's own doing), then reported failed with the exit status
 and faulthandler's stack; a suite that lost more than half its agents, or ran out of
 restarts, runs its remaining tests on one agent; a test no agent can run is reported as
-failed, never dropped.
+failed, never dropped. A test pytest-rerunfailures reruns is rerun as it reruns a crashed
+pytest-xdist worker's test instead (``after_crash``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol, final
+from typing import Final, Literal, Protocol, final
 
 import pytest
 
@@ -32,6 +34,38 @@ _FRUITLESS_CRASHES: Final = 3
 CoverageSink = Callable[[str, dict[str, bytes], str], None]
 
 
+@final
+@dataclass(frozen=True)
+class CrashVerdict:
+    """What becomes of a test that has just killed the agent running it."""
+
+    # "retry": run again on a fresh agent, this attempt unreported; "rerun": the same, this
+    # attempt reported as pytest-rerunfailures' rerun; "fail": reported failed, never run again.
+    action: Literal["retry", "rerun", "fail"]
+    # Whether this crash weighs on the suite's health (a suite that lost over half its
+    # agents degrades).
+    counts_against_suite: bool
+
+
+def after_crash(
+    crashes: int, *, reruns: int, max_retries: int, stopping: bool = False
+) -> CrashVerdict:
+    """The policy for a test that killed its agent, ``crashes`` times now.
+
+    A test pytest-rerunfailures gives ``reruns`` (> 0) is treated as rerunfailures treats a
+    test that crashed a pytest-xdist worker: each crash up to ``reruns`` is a rerun, the one
+    after is its failure; ``--agents-retries`` does not apply to it. Only its first crash
+    counts against the suite: the same test dying on each rerun says nothing more of the
+    suite's health. Any other test is retried silently up to ``max_retries`` times. Once the
+    run is stopping nothing runs again.
+    """
+    if reruns > 0:
+        again = crashes <= reruns and not stopping
+        return CrashVerdict("rerun" if again else "fail", counts_against_suite=crashes == 1)
+    again = crashes <= max_retries and not stopping
+    return CrashVerdict("retry" if again else "fail", counts_against_suite=True)
+
+
 class Pools(Protocol):
     """What recovery needs of the controller: its agents, and starting and feeding them."""
 
@@ -47,6 +81,8 @@ class Pools(Protocol):
     def dispatch(self, agent: AgentState) -> None: ...
 
     def serve_waiting(self, pool: PoolState) -> None: ...
+
+    def crash_reruns(self, index: int) -> int: ...
 
 
 @final
@@ -109,8 +145,9 @@ class Recovery:
         # Tests before the victim ran, but their reports died in the agent's buffer.
         requeue = [i for i in sent if i != victim]
         self._pools.agent_ended(agent, crashed=True)
+        counts = True
         if victim is not None:
-            self._crashed_test(pool, victim, record, died_at, why, stderr)
+            counts = self._crashed_test(pool, victim, record, died_at, why, stderr)
         if self._pools.stopping:
             pool.queue.remove_agent(record.id)
             return
@@ -120,7 +157,7 @@ class Recovery:
         pool.queue.remove_agent(record.id)
         # Agents that ran dry (waiting, perhaps, for tests this one was asked to give back).
         self._pools.serve_waiting(pool)
-        if not why:
+        if not why and counts:
             pool.crashed += 1  # a test past its time limit says nothing of the suite's health
         pool.fruitless = 0 if victim is not None else pool.fruitless + 1
         if pool.queue.empty and not pool.retries:
@@ -176,7 +213,9 @@ class Recovery:
         died_at: float,
         timeout: str,
         stderr: str = "",
-    ) -> None:
+    ) -> bool:
+        """Retry, rerun or report the test the agent died in; whether the crash counts
+        against the suite (``CrashVerdict``)."""
         traceback = crash_summary(
             self._fleet.read_crash_log(record.id, self._status_dir), stuck=bool(timeout)
         )
@@ -190,18 +229,36 @@ class Recovery:
                     f"{timeout}; agent {record.id} (pid {record.pid}) was killed\n{traceback}",
                     record.id,
                 )
-            return
+            return True
         detail = f"agent {record.id} (pid {record.pid}) {record.exit_detail}"
         if traceback:
             detail += f"\n{traceback}"
         crashes = self._crashes.setdefault(index, [])
         crashes.append(detail)
-        if len(crashes) <= self._max_retries and not self._pools.stopping:
-            # Retried once more, on an agent started after this death (a fresh one).
+        reruns = self._pools.crash_reruns(index)
+        verdict = after_crash(
+            len(crashes),
+            reruns=reruns,
+            max_retries=self._max_retries,
+            stopping=self._pools.stopping,
+        )
+        # rerunfailures' attempt index: its summary orders a test's attempts by it.
+        rerun = len(crashes) - 1 if reruns else None
+        if verdict.action != "fail":
+            if verdict.action == "rerun":
+                self._replayer.rerun(
+                    self._items[index],
+                    f"this test killed the agent running it (attempt {len(crashes)}); "
+                    f"pytest-rerunfailures runs it again (rerun {len(crashes)} of "
+                    f"{reruns}):\n\n{detail}",
+                    record.id,
+                    rerun=len(crashes) - 1,
+                )
+            # Run again on an agent started after this death (a fresh one).
             self._run.retries += 1
             self._run.retried.append(self._items[index].nodeid)
             pool.retries.append((index, died_at))
-            return
+            return verdict.counts_against_suite
         if self._ledger.record(index):
             attempts = "\n\n".join(f"attempt {n}: {text}" for n, text in enumerate(crashes, 1))
             self._replayer.failure(
@@ -209,4 +266,19 @@ class Recovery:
                 f"this test killed the agent running it ({len(crashes)} "
                 f"attempt{'s' if len(crashes) > 1 else ''}, never tried again):\n\n{attempts}",
                 record.id,
+                rerun=rerun,
             )
+        return verdict.counts_against_suite
+
+    def rerun_crashes(self, tests: Sequence[int]) -> tuple[tuple[int, int], ...]:
+        """(test, crashes so far) of those of ``tests`` that pytest-rerunfailures reruns and
+        that killed an agent: a fresh agent tells rerunfailures, which counts those attempts
+        against the test's reruns, as after a crashed pytest-xdist worker."""
+        if not self._crashes:
+            return ()
+        wanted = set(tests)
+        return tuple(
+            (index, len(crashes))
+            for index, crashes in self._crashes.items()
+            if index in wanted and self._pools.crash_reruns(index)
+        )

@@ -11,6 +11,7 @@ from typing import Literal, final
 
 import pytest
 
+from .live_log import LIVE_LOG_KEY, live_log_handler, write_records
 from .progress import FileProgress
 from .protocol import CompactPass, SerializedReport, WarningData
 
@@ -60,12 +61,15 @@ class Replayer:
         self._position = {item.nodeid: n for n, item in enumerate(tests)}
         self._stopped = stopped
         self._held: dict[int, Callable[[], None]] = {}
+        # Crashed attempts reported as reruns, each going out right before its test's result.
+        self._reruns: dict[int, list[Callable[[], None]]] = {}
         self._next = 0
         self.discarded = 0
         terminal = config.pluginmanager.get_plugin("terminalreporter")
         writer = getattr(terminal, "_tw", None)
         # TerminalWriter's stream (pytest 8 and 9); without it output is simply not batched.
         self._writer = writer if hasattr(writer, "_file") else None
+        self._live_log = live_log_handler(config)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -111,6 +115,10 @@ class Replayer:
     def _when_due(self, item: pytest.Item, replay: Callable[[], None]) -> None:
         position = self._position.get(item.nodeid)
         if not self._ordered or position is None:
+            if position is not None and position in self._reruns:
+                # Held while replays went in order (finish() ended that): they come first.
+                for rerun in self._reruns.pop(position):
+                    rerun()
             replay()
             return
         self._held[position] = replay
@@ -120,16 +128,19 @@ class Replayer:
 
     def _replay(self, position: int) -> None:
         replay = self._held.pop(position)
+        reruns = self._reruns.pop(position, [])
         self._next = max(self._next, position + 1)
         if self._stopped():
             self.discarded += 1  # after the failure that stops the run: not in a plain run
             return
+        for rerun in reruns:
+            rerun()
         replay()
 
-    def _line(self, nodeid: str) -> contextlib.AbstractContextManager[None]:
+    def _line(self, nodeid: str, *, last: bool = True) -> contextlib.AbstractContextManager[None]:
         if self._progress is None:
             return contextlib.nullcontext()
-        return self._progress.test(nodeid)
+        return self._progress.test(nodeid, last=last)
 
     def test(
         self,
@@ -171,22 +182,58 @@ class Replayer:
             location = _location(reports[0]) if reports else item.location
             hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
             for data in reports:
+                # Agents' live log records, written where a plain run writes them: in the
+                # test's block, before the phase's outcome.
+                records = data.pop(LIVE_LOG_KEY, None)
+                if records and self._live_log is not None:
+                    write_records(self._live_log, str(data.get("when")), records)
                 report = hook.pytest_report_from_serializable(config=self._config, data=data)
                 _undo_double_repr(report, data)
                 report.agent_id = agent_id  # lets report consumers tell which agent ran it
                 hook.pytest_runtest_logreport(report=report)
             hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
 
-    def failure(self, item: pytest.Item, message: str, agent_id: str) -> None:
-        """Report a test that no agent could report itself (a crash, a collection gap)."""
+    def failure(
+        self, item: pytest.Item, message: str, agent_id: str, *, rerun: int | None = None
+    ) -> None:
+        """Report a test that no agent could report itself (a crash, a collection gap).
+
+        ``rerun``: the attempt's index for pytest-rerunfailures' summary, for a test it reran.
+        """
 
         def replay() -> None:
             with self._line(item.nodeid):
-                self._failure(item, message, agent_id)
+                self._failure(item, message, agent_id, rerun=rerun)
 
         self._when_due(item, replay)
 
-    def _failure(self, item: pytest.Item, message: str, agent_id: str) -> None:
+    def rerun(self, item: pytest.Item, message: str, agent_id: str, *, rerun: int) -> None:
+        """Report an attempt of a test that runs again, as pytest-rerunfailures reports one
+        (outcome ``rerun``: ``R``, ``RERUN``, ``N rerun``); the test's result comes later.
+
+        Replayed in order (``-x``), it waits to go out right before that result, as each
+        attempt of a plain run comes right before the next.
+        """
+
+        def replay() -> None:
+            with self._line(item.nodeid, last=False):
+                self._failure(item, message, agent_id, rerun=rerun, outcome="rerun")
+
+        position = self._position.get(item.nodeid)
+        if self._ordered and position is not None:
+            self._reruns.setdefault(position, []).append(replay)
+        else:
+            replay()
+
+    def _failure(
+        self,
+        item: pytest.Item,
+        message: str,
+        agent_id: str,
+        *,
+        rerun: int | None = None,
+        outcome: str = "failed",
+    ) -> None:
         hook = self._hook
         location = item.location
         hook.pytest_runtest_logstart(nodeid=item.nodeid, location=location)
@@ -202,6 +249,10 @@ class Replayer:
             user_properties=[],
         )
         report.agent_id = agent_id  # type: ignore[attr-defined]
+        if rerun is not None:
+            report.rerun = rerun  # type: ignore[attr-defined]
+        # "rerun" is pytest-rerunfailures' outcome, not one pytest's types know.
+        report.outcome = outcome  # type: ignore[assignment]
         hook.pytest_runtest_logreport(report=report)
         hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=location)
 

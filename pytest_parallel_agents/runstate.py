@@ -86,6 +86,9 @@ class RunState:
     lost: list[str] = field(default_factory=list)  # node ids never reported (a bug if any)
     duplicates: list[str] = field(default_factory=list)  # node ids reported twice (dropped)
     durations: dict[str, float] = field(default_factory=dict)  # measured this run
+    # Where an agent's test was when the run was interrupted (a report's longrepr): the
+    # terminal shows it, as a plain run shows the interrupted test's line.
+    interrupt_repr: object | None = None
 
     def suite_wall(self, suite: str) -> float | None:
         start, end = self.suite_started.get(suite), self.suite_finished.get(suite)

@@ -100,37 +100,9 @@ def take_stderr(directory: str | Path, agent_id: str, limit: int = 20_000) -> st
         path.unlink()
         found = _PYTEST_TIMEOUT.search(text)
         if found is not None:
-            return _without_agent_threads(text[found.start() :])[:limit]
+            return text[found.start() :][:limit]
         return text[-limit:]
     return ""
-
-
-# pytest-timeout's dump: a "~~~ Stack of NAME (ident) ~~~" line before each thread's frames.
-_STACK_OF: Final = re.compile(r"^~+ Stack of .* ~+$")
-# (A spawned agent runs execnet from its bootstrap source: "<string>".)
-_AGENT_FRAMES: Final = ("execnet", "pytest_parallel_agents", "threading.py", '"<string>"')
-
-
-def _without_agent_threads(text: str) -> str:
-    """pytest-timeout's stacks less those of the agent's own threads (its channel to the
-    controller), which say nothing about the test."""
-    out: list[str] = []
-    block: list[str] = []
-
-    def close() -> None:
-        frames = [line for line in block[1:] if line.lstrip().startswith("File ")]
-        ours = frames and all(any(p in line for p in _AGENT_FRAMES) for line in frames)
-        if not (block and _STACK_OF.match(block[0]) and ours):
-            out.extend(block)
-
-    for line in text.splitlines():
-        if _STACK_OF.match(line) or _PYTEST_TIMEOUT.match(line):
-            close()
-            block = [line]
-        else:
-            block.append(line)
-    close()
-    return "\n".join(out)
 
 
 # pytest-timeout's own banner, printed before it ends the process (thread method) or fails

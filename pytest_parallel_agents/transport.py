@@ -340,6 +340,16 @@ class Transport:
         self._group.terminate(timeout=timeout)
         self._fork_fds.clear()
 
+    def interrupt_local(self) -> None:
+        """SIGINT to every agent process on this machine, as a terminal's Ctrl-C would send
+        it if agents were not in process groups of their own (remote agents get none)."""
+        with self._lock:
+            links = list(self._links.values())
+        for link in links:
+            if link.host == "popen" and link.process is not None:
+                with contextlib.suppress(OSError):
+                    os.kill(link.process.pid, signal.SIGINT)
+
     def kill_all(self) -> None:
         """Kill every agent process at once (a second Ctrl-C)."""
         with self._lock:

@@ -10,6 +10,7 @@ from pytest_parallel_agents.protocol import (
     PROTOCOL_VERSION,
     AgentFailed,
     AgentFinished,
+    AgentInterrupted,
     AgentReady,
     ChannelClosed,
     CoverageRequest,
@@ -65,6 +66,8 @@ MESSAGES = [
     OutputForwarded("hello\n"),
     AgentFinished(0, 51200, (WARNING,), 0.5),
     AgentFailed("Traceback ..."),
+    AgentInterrupted({"nodeid": "t.py::test_x", "longrepr": None}),
+    AgentInterrupted(None),
     ReturnTests(((7,), (8, 9))),
     TestsReturned(((8, 9),)),
 ]
