@@ -91,9 +91,11 @@ def test_blocks(resource, n):
 class Terminal:
     """A tmux pane on a private server socket: a real terminal for one command."""
 
-    def __init__(self, socket: str, directory: Path) -> None:
-        self.socket = socket
+    def __init__(self, name: str, directory: Path) -> None:
+        self.name = name
         self.directory = directory
+        self.runs = 0
+        self.socket = name
 
     def tmux(self, *args: str) -> str:
         done = subprocess.run(
@@ -102,6 +104,10 @@ class Terminal:
         return done.stdout
 
     def run(self, command: list[str], env: dict[str, str]) -> None:
+        # A server of its own per command: a killed server's socket may linger a moment.
+        self.close()
+        self.runs += 1
+        self.socket = f"{self.name}-{self.runs}"
         script = self.directory / f"{self.socket}.sh"
         exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
         script.write_text(
@@ -111,6 +117,7 @@ class Terminal:
             f"{shlex.join(command)}\necho EXIT=$?\nsleep 600\n"
         )
         self.tmux("new-session", "-d", "-x", "160", "-y", "50", "sh", str(script))
+        assert self.tmux("list-panes", "-F", "#{pane_pid}").strip(), "tmux did not start"
 
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-S", "-200")
@@ -119,7 +126,8 @@ class Terminal:
         return int(self.tmux("list-panes", "-F", "#{pane_pid}").split()[0])
 
     def close(self) -> None:
-        self.tmux("kill-server")
+        if self.runs:
+            self.tmux("kill-server")
 
 
 @pytest.fixture
@@ -159,7 +167,6 @@ def test_ctrl_c_in_a_terminal_is_prompt_and_shows_the_tests_line(
     pytester.makepyfile(test_block=_BLOCKING)
     plain_marks = pytester.mkdir("plain-marks")
     plain, plain_seconds = _ctrl_c(terminal, plain_marks, ["-p", "no:cacheprovider"], 1)
-    terminal.close()
     marks = pytester.mkdir("agent-marks")
     args = ["-p", "no:cacheprovider", "--agents", "2", "--agents-start", start, *ONE_EACH]
     screen, seconds = _ctrl_c(terminal, marks, args, 2)
