@@ -20,7 +20,7 @@ import random
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 
-from pytest_parallel_agents.scheduling import (
+from pytest_parallel_agents.planning.scheduling import (
     SuiteQueue,
     WorkUnit,
     hold_limit,

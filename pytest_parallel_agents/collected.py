@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from .controller import SuiteWork
-from .durations import predict
-from .options import Settings
-from .runstate import ShardRecord
-from .scheduling import WorkUnit
-from .sharding import Shard, shard_loads, split
-from .sizing import Plan, SuiteDemand, plan_suites
-from .state import RUN_KEY, SUITE_KEY
-from .suites import TestFacts, classify, known_suites, suite_settings
-from .txspecs import expand, suite_capacity
+from pytest_parallel_agents.artifacts.durations import predict
+from pytest_parallel_agents.controller.loop import SuiteWork
+from pytest_parallel_agents.controller.runstate import ShardRecord
+from pytest_parallel_agents.options import Settings
+from pytest_parallel_agents.planning.scheduling import WorkUnit
+from pytest_parallel_agents.planning.sharding import Shard, shard_loads, split
+from pytest_parallel_agents.planning.sizing import Plan, SuiteDemand, plan_suites
+from pytest_parallel_agents.planning.suites import TestFacts, classify, known_suites, suite_settings
+from pytest_parallel_agents.planning.txspecs import expand, suite_capacity
+from pytest_parallel_agents.state import RUN_KEY, SUITE_KEY
 
 # A test's marks by name, the closest of each name first (see closest_marks).
 Marks = dict[str, pytest.Mark]

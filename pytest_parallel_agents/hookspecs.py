@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .runstate import AgentRecord, RunState
-    from .sizing import Plan
+    from pytest_parallel_agents.controller.runstate import AgentRecord, RunState
+    from pytest_parallel_agents.planning.sizing import Plan
 
 
 @pytest.hookspec(firstresult=True)

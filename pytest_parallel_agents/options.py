@@ -10,12 +10,23 @@ from typing import Final, final
 
 import pytest
 
-from .files import nearest_existing
-from .protocol import HEARTBEAT_INTERVAL
-from .sharding import Shard, ShardError, parse_shard, shard_from_bazel, shard_from_ci
-from .suites import SuiteRule, SuiteRuleError, known_suites, parse_suite_rules
-from .transport import can_fork
-from .txspecs import TxSpec, TxSpecError, expand, parse_tx
+from pytest_parallel_agents.artifacts.files import nearest_existing
+from pytest_parallel_agents.planning.sharding import (
+    Shard,
+    ShardError,
+    parse_shard,
+    shard_from_bazel,
+    shard_from_ci,
+)
+from pytest_parallel_agents.planning.suites import (
+    SuiteRule,
+    SuiteRuleError,
+    known_suites,
+    parse_suite_rules,
+)
+from pytest_parallel_agents.planning.txspecs import TxSpec, TxSpecError, expand, parse_tx
+from pytest_parallel_agents.transport.gateways import can_fork
+from pytest_parallel_agents.transport.protocol import HEARTBEAT_INTERVAL
 
 # Twice the agents' heartbeat interval: one late heartbeat must not kill an agent.
 _MIN_HEARTBEAT: Final = 2 * HEARTBEAT_INTERVAL

@@ -12,13 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from . import collected, hookspecs
-from .agent_session import AgentSession
-from .compat import show_interrupt_at
-from .controller import Controller
-from .coverage_options import add_coverage_options
-from .coverage_plugin import COVERAGE_KEY, start_early
-from .durations import (
+from pytest_parallel_agents import collected, hookspecs
+from pytest_parallel_agents.agent.session import AgentSession
+from pytest_parallel_agents.artifacts.durations import (
     CACHE_KEY,
     DurationsError,
     cache_update,
@@ -26,17 +22,27 @@ from .durations import (
     read_durations,
     store_durations,
 )
-from .files import write_atomically
-from .metrics import build_metrics, dumps, plan_lines, shard_lines, summary_lines
-from .options import Settings, add_options, load_settings, usable_cpus
-from .runstate import RunState
-from .sizing import Plan
-from .state import AGENT_ID_KEY, RUN_KEY, SETTINGS_KEY
-from .suites import (
+from pytest_parallel_agents.artifacts.files import write_atomically
+from pytest_parallel_agents.artifacts.metrics import (
+    build_metrics,
+    dumps,
+    plan_lines,
+    shard_lines,
+    summary_lines,
+)
+from pytest_parallel_agents.compat import show_interrupt_at
+from pytest_parallel_agents.controller.loop import Controller
+from pytest_parallel_agents.controller.runstate import RunState
+from pytest_parallel_agents.coverage.options import add_coverage_options
+from pytest_parallel_agents.coverage.plugin import COVERAGE_KEY, start_early
+from pytest_parallel_agents.options import Settings, add_options, load_settings, usable_cpus
+from pytest_parallel_agents.planning.sizing import Plan
+from pytest_parallel_agents.planning.suites import (
     BUILTIN_SUITES,
     SuiteRuleError,
     parse_suite_rules,
 )
+from pytest_parallel_agents.state import AGENT_ID_KEY, RUN_KEY, SETTINGS_KEY
 
 _MARKERS = (
     "agents_suite(name): put this test in the named suite (pytest-parallel-agents)",

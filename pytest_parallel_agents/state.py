@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from .options import Settings
-from .runstate import RunState
+from pytest_parallel_agents.controller.runstate import RunState
+from pytest_parallel_agents.options import Settings
 
 # Set in an agent's config: the agent's id ("unit-0"); absent in the controller.
 AGENT_ID_KEY = pytest.StashKey[str]()

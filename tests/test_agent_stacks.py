@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from pytest_parallel_agents.agent_channel import ResultBuffer, Sender, start_hidden
-from pytest_parallel_agents.agent_stacks import hide_agent_stacks
+from pytest_parallel_agents.agent.channel import ResultBuffer, Sender, start_hidden
+from pytest_parallel_agents.agent.stacks import hide_agent_stacks
 
 
 def _dump_stacks(terminal: Any) -> None:
@@ -128,6 +128,6 @@ def test_the_agents_threads_and_frames_are_left_out(
     assert "Stack of test-thread" in names, terminal.text
     assert "Stack of test-through-us" in names, terminal.text
     # The test's thread inside our code: its own frames on either side of ours, ours gone.
-    assert "agent_channel.py" in unwrapped.text
-    assert "agent_channel.py" not in terminal.text, terminal.text
+    assert "agent/channel.py" in unwrapped.text
+    assert "agent/channel.py" not in terminal.text, terminal.text
     assert "in flush_through_us" in terminal.text and "in checkpoint" in terminal.text

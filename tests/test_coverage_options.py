@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_parallel_agents.coverage_options import (
+from pytest_parallel_agents.coverage.options import (
     REPORT_TYPES,
     CoverageOptionError,
     Report,
@@ -185,7 +185,7 @@ def test_both_option_sets_together() -> None:
 def test_loading_the_plugin_imports_neither_coverage_nor_filelock() -> None:
     """Every run loads the plugin; coverage (~50 ms) and filelock load only when used."""
     code = (
-        "import sys, pytest_parallel_agents.plugin, pytest_parallel_agents.agent\n"
+        "import sys, pytest_parallel_agents.plugin, pytest_parallel_agents.agent.process\n"
         "print(sorted(m for m in ('coverage', 'filelock') if m in sys.modules))"
     )
     out = subprocess.run(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_parallel_agents.durations import (
+from pytest_parallel_agents.artifacts.durations import (
     DurationsError,
     parse_durations,
     predict,

@@ -11,7 +11,7 @@ from helpers import QUIET_PLUGINS, ran_log, read_ran_log
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_parallel_agents.durations import CACHE_KEY, cache_update, from_cache
+from pytest_parallel_agents.artifacts.durations import CACHE_KEY, cache_update, from_cache
 
 PARALLEL = ("--agents", "2", "--agents-items", "1", "--agents-min-items", "1")
 LONGEST_FIRST = ("--agents-order", "longest-first")

@@ -193,7 +193,7 @@ def test_module_fixture_set_up_once_per_agent(pytester: pytest.Pytester, records
     # Two agents, one module each to start with: whatever the timing, an agent that runs dry
     # steals into the other module (new to it) and never has to go back into one it left.
     # (With more agents than modules, a dry agent may re-enter a module as a last resort
-    # rather than idle beside pending work: scheduling.py, tested in test_scheduling.py.)
+    # rather than idle beside pending work: planning/scheduling.py, tested in test_scheduling.py.)
     result, metrics = _metrics_run(
         pytester, "--agents", "2", "--agents-items", "1", "--agents-min-items", "1"
     )

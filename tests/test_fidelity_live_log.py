@@ -10,7 +10,7 @@ import sys
 import pytest
 from helpers import compare
 
-from pytest_parallel_agents.live_log import LiveLogCapture
+from pytest_parallel_agents.agent.live_log import LiveLogCapture
 
 CONFTEST = """
 import logging

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_parallel_agents.merging import (
+from pytest_parallel_agents.artifacts.merging import (
     DurationsSource,
     case_outcome,
     classify_json,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_parallel_agents.pools import PoolState, SuiteWork
-from pytest_parallel_agents.runstate import AgentRecord
-from pytest_parallel_agents.scheduling import MAX_WINDOW, MIN_WINDOW, SuiteQueue, WorkUnit
-from pytest_parallel_agents.sizing import RunningPool, SuitePlan
+from pytest_parallel_agents.controller.pools import PoolState, SuiteWork
+from pytest_parallel_agents.controller.runstate import AgentRecord
+from pytest_parallel_agents.planning.scheduling import MAX_WINDOW, MIN_WINDOW, SuiteQueue, WorkUnit
+from pytest_parallel_agents.planning.sizing import RunningPool, SuitePlan
 
 
 def _pool(tests: int = 10, agents: int = 2, **plan: int) -> PoolState:

@@ -25,8 +25,13 @@ from helpers import (
     wait_until_gone,
 )
 
-from pytest_parallel_agents.protocol import PROTOCOL_VERSION, AgentAlive, Shutdown, StartSession
-from pytest_parallel_agents.transport import Transport
+from pytest_parallel_agents.transport.gateways import Transport
+from pytest_parallel_agents.transport.protocol import (
+    PROTOCOL_VERSION,
+    AgentAlive,
+    Shutdown,
+    StartSession,
+)
 
 START_METHODS = pytest.mark.parametrize("start", ["fork", "spawn"])
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_parallel_agents.protocol import (
+from pytest_parallel_agents.transport.protocol import (
     PROTOCOL_VERSION,
     AgentFailed,
     AgentFinished,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import QUIET_PLUGINS, ran_log, read_ran_log
 
-from pytest_parallel_agents.scheduling import withdraw
+from pytest_parallel_agents.planning.scheduling import withdraw
 
 PARALLEL = ("--agents", "4", "--agents-items", "1", "--agents-min-items", "1")
 # Giving tests back is how --agents-order longest-first ends a suite; in collection order an

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_parallel_agents.controller import _rerunfailures_reruns
-from pytest_parallel_agents.recovery import CrashVerdict, after_crash
+from pytest_parallel_agents.controller.loop import _rerunfailures_reruns
+from pytest_parallel_agents.controller.recovery import CrashVerdict, after_crash
 
 
 def actions(crashes: int, **kwargs: Any) -> list[str]:

@@ -355,7 +355,7 @@ def test_a_freed_ssh_slot_goes_to_a_suite_still_running(
 
 def test_host_functions_can_be_sent(tmp_path: Path) -> None:
     """execnet sends these functions' source: no globals, no comprehensions (nested scopes)."""
-    from pytest_parallel_agents import hosts
+    from pytest_parallel_agents.transport import hosts
 
     calls = {
         hosts._on_host_make_run_dir: {"name": f"pytest-agents-test-{os.getpid()}"},

@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_parallel_agents.scheduling import SuiteQueue, WorkUnit, hold_limit, refill, window_for
+from pytest_parallel_agents.planning.scheduling import (
+    SuiteQueue,
+    WorkUnit,
+    hold_limit,
+    refill,
+    window_for,
+)
 
 
 def singles(count: int, predicted: float = 1.0) -> list[WorkUnit]:

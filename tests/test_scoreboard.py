@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from pytest_parallel_agents.scoreboard import crash_summary
+from pytest_parallel_agents.transport.scoreboard import crash_summary
 
 # A timeout's dump (SIGUSR1, every thread) as the agent writes it when the kernel delivers the
 # signal to the agent's main thread, which serves execnet while a worker thread runs the test.

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_parallel_agents.sharding import (
+from pytest_parallel_agents.planning.sharding import (
     Shard,
     ShardError,
     parse_shard,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_parallel_agents.sizing import (
+from pytest_parallel_agents.planning.sizing import (
     Plan,
     RunningPool,
     SuiteDemand,

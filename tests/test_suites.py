@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_parallel_agents.suites import (
+from pytest_parallel_agents.planning.suites import (
     BUILTIN_SUITES,
     DEFAULT_SUITE,
     SuiteRule,

@@ -11,7 +11,7 @@ import pytest
 from execnet import gateway_base
 from helpers import QUIET_PLUGINS
 
-from pytest_parallel_agents.transport import whole_writes
+from pytest_parallel_agents.transport.gateways import whole_writes
 
 MESSAGE = bytes(range(256)) * 16_384  # 4 MiB: far beyond a pipe's buffer
 

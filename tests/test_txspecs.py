@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_parallel_agents.placement import translate, translate_arg
-from pytest_parallel_agents.txspecs import (
+from pytest_parallel_agents.planning.txspecs import (
     TxSpecError,
     expand,
     fits,
     parse_tx,
     suite_capacity,
 )
+from pytest_parallel_agents.transport.placement import translate, translate_arg
 
 
 def test_popen_with_multiplier() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pytest_parallel_agents.watchdog import await_dump
+from pytest_parallel_agents.controller.watchdog import await_dump
 
 
 class _Clock:

@@ -13,9 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, final
 
-from .scoreboard import crash_log_path, parse_slot, slot_path
-from .transport import ControlLink
-from .txspecs import TxSpec
+from pytest_parallel_agents.planning.txspecs import TxSpec
+from pytest_parallel_agents.transport.gateways import ControlLink
+from pytest_parallel_agents.transport.scoreboard import (
+    crash_log_path,
+    parse_slot,
+    slot_path,
+)
 
 # Never copied by --agents-rsync: version control, caches, virtual environments.
 DEFAULT_RSYNC_IGNORE: Final = (

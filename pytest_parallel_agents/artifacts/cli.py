@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from . import __version__
-from .coverage_combine import Sources, combine, is_coverage_data, write_reports
-from .coverage_options import CoverageOptionError, Report, parse_percent, parse_reports
-from .durations import DurationsError, parse_durations
-from .files import write_atomically
-from .merging import (
+from pytest_parallel_agents import __version__
+from pytest_parallel_agents.artifacts.durations import DurationsError, parse_durations
+from pytest_parallel_agents.artifacts.files import write_atomically
+from pytest_parallel_agents.artifacts.merging import (
     DurationsSource,
     classify_json,
     count_cases,
@@ -30,6 +28,18 @@ from .merging import (
     merge_metrics,
     metrics_problem,
     shard_warnings,
+)
+from pytest_parallel_agents.coverage.combine import (
+    Sources,
+    combine,
+    is_coverage_data,
+    write_reports,
+)
+from pytest_parallel_agents.coverage.options import (
+    CoverageOptionError,
+    Report,
+    parse_percent,
+    parse_reports,
 )
 
 PROG = "pytest-parallel-agents"

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import final
 
-from .runstate import AgentRecord
-from .scheduling import MIN_WINDOW, SuiteQueue, WorkUnit, window_for
-from .sizing import RunningPool, SuitePlan
-from .transport import AgentLink
+from pytest_parallel_agents.controller.runstate import AgentRecord
+from pytest_parallel_agents.planning.scheduling import MIN_WINDOW, SuiteQueue, WorkUnit, window_for
+from pytest_parallel_agents.planning.sizing import RunningPool, SuitePlan
+from pytest_parallel_agents.transport.gateways import AgentLink
 
 
 @final

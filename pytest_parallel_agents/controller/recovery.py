@@ -20,12 +20,16 @@ from typing import Final, Literal, Protocol, final
 
 import pytest
 
-from .fleet import Fleet
-from .pools import AgentState, PoolState
-from .protocol import Shutdown
-from .replay import Ledger, Replayer
-from .runstate import AgentRecord, RunState
-from .scoreboard import crash_summary, take_stderr, timed_out_by_plugin
+from pytest_parallel_agents.controller.fleet import Fleet
+from pytest_parallel_agents.controller.pools import AgentState, PoolState
+from pytest_parallel_agents.controller.replay import Ledger, Replayer
+from pytest_parallel_agents.controller.runstate import AgentRecord, RunState
+from pytest_parallel_agents.transport.protocol import Shutdown
+from pytest_parallel_agents.transport.scoreboard import (
+    crash_summary,
+    take_stderr,
+    timed_out_by_plugin,
+)
 
 # Agents that die before running anything, this many in a row, end their suite's attempts.
 _FRUITLESS_CRASHES: Final = 3

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final, final
 
-from .fleet import Fleet
-from .pools import AgentState
-from .transport import Transport
+from pytest_parallel_agents.controller.fleet import Fleet
+from pytest_parallel_agents.controller.pools import AgentState
+from pytest_parallel_agents.transport.gateways import Transport
 
 # How often the watchdog looks at running agents (timeouts, heartbeats).
 WATCH_INTERVAL: Final = 0.1

@@ -11,7 +11,7 @@ from typing import Final, final
 
 import pytest
 
-from .protocol import CoverageRequest
+from pytest_parallel_agents.transport.protocol import CoverageRequest
 
 # Warnings that one process of a parallel run cannot judge: an agent imports only some of
 # the sources, and a forked agent finds every source imported before it started measuring.

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, final
 
-from .options import GROUP
+from pytest_parallel_agents.options import GROUP
 
 # Report types, and whether each takes a destination (file or directory) after a colon.
 REPORT_TYPES: Final = {

@@ -13,7 +13,7 @@ from os import _exit, getppid
 from time import monotonic
 from typing import IO, Any, Final, Protocol, final
 
-from .protocol import (
+from pytest_parallel_agents.transport.protocol import (
     HEARTBEAT_INTERVAL,
     AgentAlive,
     Command,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, final
 
-from .coverage_options import Report
+from pytest_parallel_agents.coverage.options import Report
 
 if TYPE_CHECKING:
     import coverage

@@ -11,9 +11,17 @@ from typing import Literal, final
 
 import pytest
 
-from .live_log import LIVE_LOG_KEY, live_log_handler, write_records
-from .progress import FileProgress
-from .protocol import CompactPass, SerializedReport, WarningData
+from pytest_parallel_agents.agent.live_log import (
+    LIVE_LOG_KEY,
+    live_log_handler,
+    write_records,
+)
+from pytest_parallel_agents.controller.progress import FileProgress
+from pytest_parallel_agents.transport.protocol import (
+    CompactPass,
+    SerializedReport,
+    WarningData,
+)
 
 
 @final

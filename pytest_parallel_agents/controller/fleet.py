@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, final
 
-from .hosts import Host
-from .placement import HOST_CWD
-from .scoreboard import read_crash_log, read_slot
-from .transport import Transport
-from .txspecs import TxSlot, TxSpec, expand, fits
+from pytest_parallel_agents.planning.txspecs import TxSlot, TxSpec, expand, fits
+from pytest_parallel_agents.transport.gateways import Transport
+from pytest_parallel_agents.transport.hosts import Host
+from pytest_parallel_agents.transport.placement import HOST_CWD
+from pytest_parallel_agents.transport.scoreboard import read_crash_log, read_slot
 
 # A remote agent's slot is read over the network: at most this often by the watchdog.
 _REMOTE_SLOT_EVERY: Final = 1.0

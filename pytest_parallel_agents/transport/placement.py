@@ -7,7 +7,7 @@ import os
 import tempfile
 from typing import Final
 
-from .protocol import StartSession
+from pytest_parallel_agents.transport.protocol import StartSession
 
 # StartSession.host_root value meaning "the directory execnet's chdir= put the agent in".
 HOST_CWD: Final = "."

@@ -31,14 +31,21 @@ from typing import Any, Final, Protocol, final
 import execnet
 from execnet import gateway_base
 
-from .protocol import ChannelClosed, Command, Event, ProtocolError, decode, encode
+from pytest_parallel_agents.transport.protocol import (
+    ChannelClosed,
+    Command,
+    Event,
+    ProtocolError,
+    decode,
+    encode,
+)
 
 # Runs in every agent; everything else lives in the agent module.
 _BOOTSTRAP: Final = """
 if __name__ == "__channelexec__":
-    from pytest_parallel_agents.transport import whole_writes
+    from pytest_parallel_agents.transport.gateways import whole_writes
     whole_writes(channel.gateway._io)
-    from pytest_parallel_agents.agent import serve
+    from pytest_parallel_agents.agent.process import serve
     serve(channel)
 """
 FORK: Final = "fork"

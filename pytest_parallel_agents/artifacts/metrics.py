@@ -6,8 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .runstate import AgentRecord, RunState, ShardRecord
-from .sizing import Plan
+from pytest_parallel_agents.controller.runstate import AgentRecord, RunState, ShardRecord
+from pytest_parallel_agents.planning.sizing import Plan
 
 SCHEMA = 1
 # Terminal categories counted in the totals, under the metrics' names.

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, Final
 
-from .agent_channel import OWN_THREADS
+from pytest_parallel_agents.agent.channel import OWN_THREADS
 
 # pytest-timeout titles each thread's stack so (``dump_stacks``, 1.x to 2.4).
 _TITLE: Final = re.compile(r"Stack of .* \((\d+)\)")

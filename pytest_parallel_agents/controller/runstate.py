@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .sizing import Plan
+from pytest_parallel_agents.planning.sizing import Plan
 
 # "plan": --agents-plan, nothing was run; the figures are the plan's.
 Mode = Literal["parallel", "in-process", "degraded", "plan"]

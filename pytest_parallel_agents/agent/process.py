@@ -17,7 +17,7 @@ from typing import final
 
 import pytest
 
-from .agent_channel import (
+from pytest_parallel_agents.agent.channel import (
     LOST,
     Channel,
     ControllerLost,
@@ -25,18 +25,18 @@ from .agent_channel import (
     Receiver,
     Sender,
 )
-from .agent_session import AgentSession
-from .agent_stacks import note_gateway
-from .coverage_measure import Measurement, agent_data_file
-from .placement import place
-from .protocol import (
+from pytest_parallel_agents.agent.session import AgentSession
+from pytest_parallel_agents.agent.stacks import note_gateway
+from pytest_parallel_agents.coverage.measure import Measurement, agent_data_file
+from pytest_parallel_agents.transport.placement import place
+from pytest_parallel_agents.transport.protocol import (
     PROTOCOL_VERSION,
     AgentAlive,
     AgentFailed,
     AgentFinished,
     StartSession,
 )
-from .scoreboard import capture_stderr
+from pytest_parallel_agents.transport.scoreboard import capture_stderr
 
 
 @final

@@ -15,17 +15,19 @@ from typing import Any, Final, final
 
 import pytest
 
-from .agent_channel import (
+from pytest_parallel_agents.agent.channel import (
     ControllerLost,
     Inbox,
     OutputForwarding,
     ResultBuffer,
     Sender,
 )
-from .agent_stacks import hide_agent_stacks
-from .coverage_measure import Measurement, TestContexts
-from .live_log import LIVE_LOG_KEY, LiveLogCapture
-from .protocol import (
+from pytest_parallel_agents.agent.live_log import LIVE_LOG_KEY, LiveLogCapture
+from pytest_parallel_agents.agent.stacks import hide_agent_stacks
+from pytest_parallel_agents.coverage.measure import Measurement, TestContexts
+from pytest_parallel_agents.planning.scheduling import withdraw
+from pytest_parallel_agents.state import AGENT_ID_KEY, CONTROLLER_KEYS
+from pytest_parallel_agents.transport.protocol import (
     PROTOCOL_VERSION,
     AgentFailed,
     AgentInterrupted,
@@ -40,9 +42,7 @@ from .protocol import (
     TestsReturned,
     WarningData,
 )
-from .scheduling import withdraw
-from .scoreboard import Slot
-from .state import AGENT_ID_KEY, CONTROLLER_KEYS
+from pytest_parallel_agents.transport.scoreboard import Slot
 
 # Plugins of the controller that a forked agent must not run: reporters and cache writers
 # (the terminal reporter is replaced by a stand-in without hooks, see _quiet_terminal).

@@ -17,10 +17,18 @@ from typing import Final, final
 
 import pytest
 
-from .agent import fork_child_setup
-from .fleet import Fleet, HostUnreachable
-from .pools import AgentState, PoolState, SuiteWork
-from .protocol import (
+from pytest_parallel_agents.agent.process import fork_child_setup
+from pytest_parallel_agents.controller.fleet import Fleet, HostUnreachable
+from pytest_parallel_agents.controller.pools import AgentState, PoolState, SuiteWork
+from pytest_parallel_agents.controller.recovery import CoverageSink, Recovery
+from pytest_parallel_agents.controller.replay import Ledger, Replayer
+from pytest_parallel_agents.controller.runstate import AgentRecord, RunState
+from pytest_parallel_agents.controller.watchdog import WATCH_INTERVAL, Watchdog
+from pytest_parallel_agents.planning.scheduling import SuiteQueue, hold_limit, refill
+from pytest_parallel_agents.planning.sizing import Plan, SuitePlan, grow
+from pytest_parallel_agents.planning.txspecs import TxSpec
+from pytest_parallel_agents.transport.gateways import FORK, Transport
+from pytest_parallel_agents.transport.protocol import (
     PROTOCOL_VERSION,
     AgentAlive,
     AgentFailed,
@@ -40,15 +48,7 @@ from .protocol import (
     TestsReported,
     TestsReturned,
 )
-from .recovery import CoverageSink, Recovery
-from .replay import Ledger, Replayer
-from .runstate import AgentRecord, RunState
-from .scheduling import SuiteQueue, hold_limit, refill
-from .scoreboard import take_stderr
-from .sizing import Plan, SuitePlan, grow
-from .transport import FORK, Transport
-from .txspecs import TxSpec
-from .watchdog import WATCH_INTERVAL, Watchdog
+from pytest_parallel_agents.transport.scoreboard import take_stderr
 
 # How long Ctrl-C waits for interrupted agents to report before they are stopped: an agent
 # interrupted mid-test tears its fixtures down and exits in well under this.

@@ -11,16 +11,22 @@ from typing import Any, Final, final
 
 import pytest
 
-from .coverage_combine import Outcome, Sources, combine, target_data_file, write_reports
-from .coverage_measure import Measurement, TestContexts
-from .coverage_options import (
+from pytest_parallel_agents.coverage.combine import (
+    Outcome,
+    Sources,
+    combine,
+    target_data_file,
+    write_reports,
+)
+from pytest_parallel_agents.coverage.measure import Measurement, TestContexts
+from pytest_parallel_agents.coverage.options import (
     CoverageOptionError,
     CoverageSettings,
     combine_settings,
     from_pytest_cov,
     load_coverage_settings,
 )
-from .protocol import CoverageRequest
+from pytest_parallel_agents.transport.protocol import CoverageRequest
 
 PLUGIN_NAME: Final = "parallel-agents-coverage"
 

@@ -1,0 +1,1 @@
+"""The agent process: runs the tests it is sent and reports them."""

@@ -1,0 +1,1 @@
+"""Artifacts: files the run writes (durations, metrics) and the merge command for CI shards."""

@@ -1,0 +1,1 @@
+"""The controller: runs the plan on agents, recovers from crashes, replays reports."""

@@ -1,0 +1,1 @@
+"""Coverage: measuring in agents and the controller, combining, reporting."""

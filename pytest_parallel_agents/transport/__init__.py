@@ -1,0 +1,1 @@
+"""Transport: the wire protocol, execnet gateways, remote hosts and the status files."""
