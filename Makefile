@@ -23,6 +23,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pytest_parallel_agents tests examples benchmarks
 	$(VENV)/bin/ruff format --check pytest_parallel_agents tests examples benchmarks
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy pytest_parallel_agents

@@ -10,7 +10,7 @@ from typing import Final, final
 
 import pytest
 
-from pytest_parallel_agents.artifacts.files import nearest_existing
+from pytest_parallel_agents.files import nearest_existing
 from pytest_parallel_agents.planning.sharding import (
     Shard,
     ShardError,
@@ -24,8 +24,13 @@ from pytest_parallel_agents.planning.suites import (
     known_suites,
     parse_suite_rules,
 )
-from pytest_parallel_agents.planning.txspecs import TxSpec, TxSpecError, expand, parse_tx
-from pytest_parallel_agents.transport.gateways import can_fork
+from pytest_parallel_agents.planning.txspecs import (
+    TxSpec,
+    TxSpecError,
+    can_fork,
+    expand,
+    parse_tx,
+)
 from pytest_parallel_agents.transport.protocol import HEARTBEAT_INTERVAL
 
 # Twice the agents' heartbeat interval: one late heartbeat must not kill an agent.

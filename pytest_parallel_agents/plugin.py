@@ -5,44 +5,31 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_parallel_agents import collected, hookspecs
-from pytest_parallel_agents.agent.session import AgentSession
-from pytest_parallel_agents.artifacts.durations import (
-    CACHE_KEY,
-    DurationsError,
-    cache_update,
-    from_cache,
-    read_durations,
-    store_durations,
-)
-from pytest_parallel_agents.artifacts.files import write_atomically
-from pytest_parallel_agents.artifacts.metrics import (
-    build_metrics,
-    dumps,
-    plan_lines,
-    shard_lines,
-    summary_lines,
-)
-from pytest_parallel_agents.compat import show_interrupt_at
-from pytest_parallel_agents.controller.loop import Controller
-from pytest_parallel_agents.controller.runstate import RunState
+from pytest_parallel_agents import hookspecs
 from pytest_parallel_agents.coverage.options import add_coverage_options
-from pytest_parallel_agents.coverage.plugin import COVERAGE_KEY, start_early
 from pytest_parallel_agents.options import Settings, add_options, load_settings, usable_cpus
-from pytest_parallel_agents.planning.sizing import Plan
 from pytest_parallel_agents.planning.suites import (
     BUILTIN_SUITES,
     SuiteRuleError,
     parse_suite_rules,
 )
-from pytest_parallel_agents.state import AGENT_ID_KEY, RUN_KEY, SETTINGS_KEY
+from pytest_parallel_agents.state import AGENT_ID_KEY, COVERAGE_KEY, RUN_KEY, SETTINGS_KEY
+
+if TYPE_CHECKING:
+    from pytest_parallel_agents.controller.runstate import RunState
+    from pytest_parallel_agents.planning.sizing import Plan
+
+# A plain run (no --agents, no shard, no durations) imports only the modules above: the rest
+# of the plugin (controller, agents, execnet, coverage) is imported where a run asks for it.
 
 _MARKERS = (
     "agents_suite(name): put this test in the named suite (pytest-parallel-agents)",
@@ -67,14 +54,20 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Iterator[None]
     # A wrapper runs before every other implementation, pytest-cov's included, and before
     # conftests import the project: coverage must be running by then.
     if not hasattr(early_config, "workerinput"):
+        from pytest_parallel_agents.coverage.plugin import start_early
+
         start_early(early_config, in_agent=is_agent(early_config))
     return (yield)
 
 
 def is_agent(config: pytest.Config) -> bool:
     """Whether this config is an agent's session (the controller sets AGENT_ID_KEY there)."""
-    return AGENT_ID_KEY in config.stash or any(
-        isinstance(p, AgentSession) for p in config.pluginmanager.get_plugins()
+    if AGENT_ID_KEY in config.stash:
+        return True
+    # No agent session exists in a process that never imported its module.
+    session = sys.modules.get("pytest_parallel_agents.agent.session")
+    return session is not None and any(
+        isinstance(p, session.AgentSession) for p in config.pluginmanager.get_plugins()
     )
 
 
@@ -91,6 +84,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.shard is not None and settings.shard.source.startswith("Bazel"):
         _touch_bazel_status_file()
     if settings.needs_durations:
+        from pytest_parallel_agents.artifacts.durations import DurationsError, read_durations
+        from pytest_parallel_agents.controller.runstate import RunState
+
         try:
             config.stash[_DURATIONS_KEY] = read_durations(settings.durations_path)
         except DurationsError as exc:
@@ -159,6 +155,8 @@ def pytest_collection_modifyitems(
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None or not (settings.classify or settings.shard is not None):
         return  # installed but not asked for: a plain run pays nothing per test
+    from pytest_parallel_agents import collected
+
     marks = [collected.closest_marks(item) for item in items]
     if settings.classify:
         collected.classify_items(config, settings, items, marks)
@@ -192,6 +190,10 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         config.option.collectonly
     ):
         return None  # pytest's own loop reports the interruption or the collection
+    from pytest_parallel_agents import collected
+    from pytest_parallel_agents.artifacts.metrics import plan_lines, shard_lines
+    from pytest_parallel_agents.controller.loop import Controller
+
     budget = settings.agents or usable_cpus()
     durations = config.stash.get(_DURATIONS_KEY, {})
     # Without a durations file, the last run's figures order the work (longest first).
@@ -345,6 +347,8 @@ _PREVIOUS_KEY = pytest.StashKey[dict[str, float]]()
 
 def _previous_durations(config: pytest.Config) -> dict[str, float]:
     """The durations the last run kept in pytest's cache, read once per run."""
+    from pytest_parallel_agents.artifacts.durations import CACHE_KEY, from_cache
+
     previous = config.stash.get(_PREVIOUS_KEY, None)
     if previous is None:
         cache = getattr(config, "cache", None)
@@ -371,6 +375,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = config.stash.get(RUN_KEY, None)
     if settings is None or run is None:
         return
+    from pytest_parallel_agents.artifacts.durations import (
+        CACHE_KEY,
+        DurationsError,
+        cache_update,
+        store_durations,
+    )
+    from pytest_parallel_agents.artifacts.metrics import build_metrics, dumps
+    from pytest_parallel_agents.compat import show_interrupt_at
+    from pytest_parallel_agents.files import write_atomically
+
     run.finished_at = time.perf_counter()
     if run.mode != "in-process":
         _stats_in_collection_order(config, session)
@@ -433,6 +447,8 @@ def pytest_terminal_summary(
         return
     if config.get_verbosity() < -1:
         return  # -qq: nothing but the tests' own summary, as in a plain run
+    from pytest_parallel_agents.artifacts.metrics import shard_lines, summary_lines
+
     lines = summary_lines(run) if settings.agents else []
     if run.shard is not None:
         lines += shard_lines(run.shard)

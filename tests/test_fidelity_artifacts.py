@@ -9,7 +9,7 @@ import stat
 import pytest
 from helpers import run, summary_counts
 
-from pytest_parallel_agents.artifacts.files import write_atomically
+from pytest_parallel_agents.files import write_atomically
 
 PROJECT = "def test_a(): pass\ndef test_b(): pass\ndef test_c(): pass\n"
 

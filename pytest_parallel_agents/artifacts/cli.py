@@ -16,7 +16,6 @@ from typing import Any, NoReturn, TextIO
 
 from pytest_parallel_agents import __version__
 from pytest_parallel_agents.artifacts.durations import DurationsError, parse_durations
-from pytest_parallel_agents.artifacts.files import write_atomically
 from pytest_parallel_agents.artifacts.merging import (
     DurationsSource,
     classify_json,
@@ -41,6 +40,7 @@ from pytest_parallel_agents.coverage.options import (
     parse_percent,
     parse_reports,
 )
+from pytest_parallel_agents.files import write_atomically
 
 PROG = "pytest-parallel-agents"
 EXIT_OK = 0

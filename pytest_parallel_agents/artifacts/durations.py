@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from pytest_parallel_agents.artifacts.files import write_atomically
+from pytest_parallel_agents.files import write_atomically
 
 
 class DurationsError(Exception):

@@ -7,18 +7,10 @@ import atexit
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 import pytest
 
-from pytest_parallel_agents.coverage.combine import (
-    Outcome,
-    Sources,
-    combine,
-    target_data_file,
-    write_reports,
-)
-from pytest_parallel_agents.coverage.measure import Measurement, TestContexts
 from pytest_parallel_agents.coverage.options import (
     CoverageOptionError,
     CoverageSettings,
@@ -26,7 +18,14 @@ from pytest_parallel_agents.coverage.options import (
     from_pytest_cov,
     load_coverage_settings,
 )
+from pytest_parallel_agents.state import COVERAGE_KEY
 from pytest_parallel_agents.transport.protocol import CoverageRequest
+
+if TYPE_CHECKING:
+    from pytest_parallel_agents.coverage.combine import Outcome, Sources
+
+# Measuring and combining import coverage itself (and sqlite3): only a run that measures
+# imports them (see the functions below), not every run that has this plugin installed.
 
 PLUGIN_NAME: Final = "parallel-agents-coverage"
 
@@ -37,6 +36,8 @@ class CoverageRun:
     measurement (it imports the project while collecting), and the result at the end."""
 
     def __init__(self, settings: CoverageSettings, invocation_dir: Path, rootdir: Path) -> None:
+        from pytest_parallel_agents.coverage.measure import Measurement
+
         self.settings = settings
         self.invocation_dir = invocation_dir
         self.rootdir = rootdir
@@ -59,6 +60,8 @@ class CoverageRun:
 
     @property
     def sources(self) -> Sources:
+        from pytest_parallel_agents.coverage.combine import Sources
+
         return Sources(self.settings.sources, self.settings.config_file, self.settings.branch)
 
     def add_remote(self, agent_id: str, files: dict[str, bytes], host_root: str) -> None:
@@ -71,6 +74,8 @@ class CoverageRun:
 
     def finish(self, *, tests_failed: bool) -> Outcome:
         """Save the controller's data, combine every data file, write the reports."""
+        from pytest_parallel_agents.coverage.combine import combine, target_data_file, write_reports
+
         self.controller.finish()
         inputs = sorted(p for p in self.directory.iterdir() if p.is_file())
         target = target_data_file(self.sources, self.invocation_dir)
@@ -91,9 +96,6 @@ class CoverageRun:
         shutil.rmtree(self.directory, ignore_errors=True)
         self.outcome = outcome
         return outcome
-
-
-COVERAGE_KEY: Final = pytest.StashKey[CoverageRun]()
 
 
 def start_early(config: pytest.Config, *, in_agent: bool) -> None:
@@ -127,6 +129,8 @@ def start_early(config: pytest.Config, *, in_agent: bool) -> None:
     config.stash[COVERAGE_KEY] = run
     config.pluginmanager.register(CoveragePlugin(run), PLUGIN_NAME)
     if settings.test_context:
+        from pytest_parallel_agents.coverage.measure import TestContexts
+
         # For the tests the controller runs itself (in-process runs, agents_serial tests).
         config.pluginmanager.register(TestContexts(run.controller), PLUGIN_NAME + "-contexts")
     run.controller.start()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, final
@@ -160,3 +162,8 @@ def fits(slot: TxSlot, suite: str, bound_suites: frozenset[str]) -> bool:
     if slot.spec.suite is not None:
         return slot.spec.suite == suite
     return suite not in bound_suites
+
+
+def can_fork() -> bool:
+    """Fork start is offered where fork is the platform's safe default (Linux and BSDs)."""
+    return hasattr(os, "fork") and sys.platform != "darwin" and not sys.platform.startswith("win")

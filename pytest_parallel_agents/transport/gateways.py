@@ -134,11 +134,6 @@ class _FilteredRSync(execnet.RSync):
         return not self._ignore(path)
 
 
-def can_fork() -> bool:
-    """Fork start is offered where fork is the platform's safe default (Linux and BSDs)."""
-    return hasattr(os, "fork") and sys.platform != "darwin" and not sys.platform.startswith("win")
-
-
 class Process(Protocol):
     """What the controller needs of an agent's local process (a Popen or a forked child)."""
 
