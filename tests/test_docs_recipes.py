@@ -82,6 +82,12 @@ NOT_RUN: tuple[tuple[str, str, str], ...] = (
 # Blocks that are not recipes: (doc, language, the start of the block's text, why).
 NOT_RECIPES: tuple[tuple[str, str, str, str], ...] = (
     ("docs/architecture.md", "", "controller (pytest process)", "a diagram of the message flow"),
+    (
+        "docs/architecture.md",
+        "",
+        "plugin.py, options.py",
+        "the package's layers, as `ls` shows them",
+    ),
 )
 
 # Commands that need a plugin besides this one: (pattern anywhere in the command, module).
