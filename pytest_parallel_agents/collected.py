@@ -93,8 +93,15 @@ def classify_items(
         deselect(config, items, [i for i in items if i.stash[SUITE_KEY] in settings.suites])
 
 
-def marker_timeouts(marks: list[Marks]) -> dict[int, float]:
-    """Per-test limits from ``agents_timeout(seconds)`` (or pytest-timeout's ``timeout``)."""
+# With pytest-timeout active its ``timeout`` marker is its own limit: the controller's kill
+# waits this much longer, so that pytest-timeout fails the test (with its message and stack
+# dump) first, as in a plain run, and the kill is only the backstop for a test it cannot stop.
+TIMEOUT_PLUGIN_MARGIN = 5.0
+
+
+def marker_timeouts(marks: list[Marks], *, timeout_plugin: bool = False) -> dict[int, float]:
+    """Per-test limits from ``agents_timeout(seconds)`` (or pytest-timeout's ``timeout``:
+    ``TIMEOUT_PLUGIN_MARGIN`` later when ``timeout_plugin``, pytest-timeout, enforces it)."""
     limits: dict[int, float] = {}
     for index, item_marks in enumerate(marks):
         for name in ("agents_timeout", "timeout"):
@@ -103,7 +110,8 @@ def marker_timeouts(marks: list[Marks]) -> dict[int, float]:
                 continue
             value = marker.args[0] if marker.args else marker.kwargs.get("seconds")
             if isinstance(value, int | float) and value > 0:
-                limits[index] = float(value)
+                margin = TIMEOUT_PLUGIN_MARGIN if name == "timeout" and timeout_plugin else 0.0
+                limits[index] = float(value) + margin
                 break
     return limits
 

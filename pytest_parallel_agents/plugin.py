@@ -258,7 +258,9 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         else max(4, 4 * plan.peak_agents),
         max_retries=settings.retries,
         timeout=settings.timeout,
-        timeouts=collected.marker_timeouts(marks),
+        timeouts=collected.marker_timeouts(
+            marks, timeout_plugin=config.pluginmanager.has_plugin("timeout")
+        ),
         heartbeat=settings.heartbeat,
         start_method=settings.start_method,
         in_order=settings.in_order,
