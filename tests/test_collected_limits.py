@@ -6,6 +6,9 @@ import pytest
 
 from pytest_parallel_agents.collected import TIMEOUT_PLUGIN_MARGIN, marker_timeouts
 
+# pytest-timeout is not installed here: its marker is only data for these tests.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnknownMarkWarning")
+
 
 def _marks(**marks: pytest.MarkDecorator) -> dict[str, pytest.Mark]:
     return {name: decorator.mark for name, decorator in marks.items()}
