@@ -52,7 +52,7 @@ from pytest_parallel_agents.transport.scoreboard import take_stderr
 
 # How long Ctrl-C waits for interrupted agents to report before they are stopped: an agent
 # interrupted mid-test tears its fixtures down and exits in well under this.
-INTERRUPT_GRACE: Final = 1.0
+INTERRUPT_GRACE: Final = 3.0
 
 __all__ = ["AgentInternalError", "Controller", "SuiteWork"]
 
