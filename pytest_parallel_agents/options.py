@@ -289,7 +289,7 @@ def load_settings(config: pytest.Config) -> Settings:
     """Read and validate options and ini values; raise UsageError with one line on bad input."""
     option = config.option
     raw_agents = option.agents if option.agents is not None else _ini(config, "agents")
-    agents = _parse_agents(raw_agents) if raw_agents else 0
+    agents = parse_agents(raw_agents) if raw_agents else 0
     tx = _tx_specs(config)
     if tx:
         slots = len(expand(tx))
@@ -427,7 +427,20 @@ def _ini(config: pytest.Config, name: str) -> str:
     return str(value).strip() if value else ""
 
 
-def _parse_agents(raw: str) -> int:
+def agents_requested(raw: object) -> bool:
+    """Whether ``--agents`` (or its ini twin) as given asks for agents; bad input counts as
+    asked, so that the caller goes on to :func:`load_settings`, which reports it."""
+    text = str(raw or "").strip()
+    if not text:
+        return False
+    try:
+        return parse_agents(text) > 0
+    except pytest.UsageError:
+        return True
+
+
+def parse_agents(raw: str) -> int:
+    """The one parser of ``--agents``: a whole number >= 0, or ``auto`` for the usable CPUs."""
     text = str(raw).strip().lower()
     if text == "auto":
         return usable_cpus()

@@ -39,6 +39,30 @@ def test_artifacts_go_into_new_directories(pytester: pytest.Pytester) -> None:
     assert len(durations) == 3
 
 
+def test_every_artifact_gets_the_mode_of_the_umask(pytester: pytest.Pytester) -> None:
+    """Issue 16 §7: ``.test_durations`` was written 0600 where the other artifacts were 0644."""
+    pytester.makepyfile(test_a=PROJECT)
+    previous = os.umask(0o022)
+    try:
+        result = run(
+            pytester,
+            "--agents",
+            "2",
+            "--agents-store-durations",
+            "--agents-metrics",
+            "m.json",
+            subprocess=True,
+        )
+    finally:
+        os.umask(previous)
+    assert summary_counts(result) == {"passed": 3}
+    modes = {
+        name: stat.S_IMODE((pytester.path / name).stat().st_mode)
+        for name in (".test_durations", "m.json")
+    }
+    assert modes == {".test_durations": 0o644, "m.json": 0o644}
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

@@ -144,11 +144,12 @@ def _ini(config: pytest.Config, name: str) -> Any:
 
 
 def _agents_enabled(config: pytest.Config, namespace: argparse.Namespace) -> bool:
+    from pytest_parallel_agents.options import agents_requested
+
     raw = getattr(namespace, "agents", None)
     if raw is None:
         raw = _ini(config, "agents")
-    text = str(raw or "").strip().lower()
-    return bool(text) and text != "0"
+    return agents_requested(raw)
 
 
 @final
