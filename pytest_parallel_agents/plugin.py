@@ -337,7 +337,9 @@ def _in_process_reason(config: pytest.Config, plan: Plan, settings: Settings) ->
 
 
 def _basetemp(config: pytest.Config) -> Path:
-    factory = getattr(config, "_tmp_path_factory", None)
+    from pytest_parallel_agents.compat import basetemp_factory
+
+    factory = basetemp_factory(config)
     if factory is not None:
         base: Path = factory.getbasetemp()
         return base

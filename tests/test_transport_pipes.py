@@ -11,7 +11,7 @@ import pytest
 from execnet import gateway_base
 from helpers import QUIET_PLUGINS
 
-from pytest_parallel_agents.transport.gateways import whole_writes
+from pytest_parallel_agents.compat import whole_writes
 
 MESSAGE = bytes(range(256)) * 16_384  # 4 MiB: far beyond a pipe's buffer
 
@@ -91,7 +91,7 @@ def test_agents_write_whole_messages(pytester: pytest.Pytester, start: str) -> N
         @pytest.mark.parametrize("i", range(4))
         def test_gateway_io(i):
             assert os.environ.get("PYTEST_AGENT_ID")
-            ios = [o for o in gc.get_objects() if type(o).__name__ in ("Popen2IO", "_ForkedIO")]
+            ios = [o for o in gc.get_objects() if type(o).__name__ == "Popen2IO"]
             assert ios and all(getattr(o, "_writes_whole", False) for o in ios), ios
         """
     )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, Final, Protocol, TypeAlias, cast, final
+from collections.abc import Sequence
+from typing import Any, Final, TypeAlias, final
 
 import pytest
+
+from pytest_parallel_agents import compat
 
 # Where a phase's live log records travel: a key of that phase's serialised report, taken
 # out again before the controller rebuilds the report (pytest would make it an attribute).
@@ -18,38 +20,7 @@ WireRecord: TypeAlias = dict[str, Any]
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
-class LiveHandler(Protocol):
-    """What we use of pytest's live logging handler."""
-
-    formatter: logging.Formatter | None
-    emit: Callable[[logging.LogRecord], None]
-
-    def set_when(self, when: str | None) -> None: ...
-
-    def handle(self, record: logging.LogRecord) -> object: ...
-
-
-def live_log_handler(config: pytest.Config) -> LiveHandler | None:
-    """pytest's live logging handler, or None when live logging is off.
-
-    pytest offers no public way to it: its LoggingPlugin (registered as "logging-plugin")
-    keeps it in the private attribute ``log_cli_handler``, a ``_LiveLoggingStreamHandler``
-    (a StreamHandler writing to the terminal reporter) when live logging is on, else a
-    NullHandler; the plugin's hooks tell it the phase with its ``set_when()``. An agent
-    replaces the handler's ``emit`` to take the records it lets through (its level
-    filtering done); the controller sets the phase with ``set_when()`` and passes the records
-    to its own handler, so that section headers, format, colours and width are the
-    controller's. Should pytest rename any of it, this returns None and agents' live
-    logging is simply not shown.
-    """
-    plugin = config.pluginmanager.get_plugin("logging-plugin")
-    handler = getattr(plugin, "log_cli_handler", None)
-    if not isinstance(handler, logging.StreamHandler) or not hasattr(handler, "set_when"):
-        return None
-    return cast(LiveHandler, handler)
-
-
-def write_records(handler: LiveHandler, when: str, records: Sequence[WireRecord]) -> None:
+def write_records(handler: compat.LiveHandler, when: str, records: Sequence[WireRecord]) -> None:
     """Write an agent's records of one phase as the controller's live logging would."""
     handler.set_when(when)
     for data in records:
@@ -70,7 +41,10 @@ class LiveLogCapture:
 
     @classmethod
     def install(cls, config: pytest.Config) -> LiveLogCapture | None:
-        handler = live_log_handler(config)
+        """Take what pytest's live logging handler lets through (its level filtering done)
+        in place of its ``emit``; the controller passes the records to its own handler
+        (``write_records``), so that section headers, format, colours and width are its."""
+        handler = compat.live_log_handler(config)
         if handler is None:
             return None
         capture = cls(handler.formatter or logging.Formatter())

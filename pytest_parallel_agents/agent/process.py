@@ -17,6 +17,7 @@ from typing import final
 
 import pytest
 
+from pytest_parallel_agents import compat
 from pytest_parallel_agents.agent.channel import (
     LOST,
     Channel,
@@ -166,9 +167,7 @@ def _serve_forked(start: StartSession, inbox: Inbox, sender: Sender, forked: _Fo
         # Session and configure hooks ran once, in the controller, and run their finish there
         # too: calling them here would undo the controller's setup under the other agents.
         # Only this agent's own fixtures are torn down (usually done by the last test already).
-        runner = config.pluginmanager.get_plugin("runner")
-        if runner is not None:
-            runner.pytest_sessionfinish(session)
+        compat.teardown_session(config, session)
     except pytest.exit.Exception:
         pass  # a test called pytest.exit(): SessionExited told the controller
     except BaseException:

@@ -15,6 +15,7 @@ from typing import Any, Final, final
 
 import pytest
 
+from pytest_parallel_agents import compat
 from pytest_parallel_agents.agent.channel import (
     ControllerLost,
     Inbox,
@@ -47,11 +48,9 @@ from pytest_parallel_agents.transport.scoreboard import Slot
 # Plugins of the controller that a forked agent must not run: reporters and cache writers
 # (the terminal reporter is replaced by a stand-in without hooks, see _quiet_terminal).
 _FOREIGN_REPORT_MODULES: Final = ("pytest_html.",)
-_CONTROLLER_REPORT_MODULES: Final = ("_pytest.junitxml", *_FOREIGN_REPORT_MODULES)
+_CONTROLLER_REPORT_MODULES: Final = (compat.JUNIT_XML_MODULE, *_FOREIGN_REPORT_MODULES)
 _CONTROLLER_ONLY: Final = (
-    "lfplugin",
-    "nfplugin",
-    "stepwiseplugin",
+    *compat.CACHE_WRITER_PLUGINS,
     "parallel-agents-durations",
     "parallel-agents-coverage",
 )
@@ -141,12 +140,9 @@ class AgentSession:
         for key in CONTROLLER_KEYS:
             with contextlib.suppress(KeyError):
                 del config.stash[key]  # type: ignore[misc]
-        capture = manager.get_plugin("capturemanager")
-        if capture is not None:
-            # The controller stopped its global capture before forking: start our own, with
-            # files of our own (fd 1 is devnull or the -s pipe by now).
-            capture.start_global_capturing()
-            capture.suspend_global_capture()
+        # The controller stopped its global capture before forking: start our own, with
+        # files of our own (fd 1 is devnull or the -s pipe by now).
+        compat.start_global_capture(config)
         # Registering replays pytest_configure (a historic hook): agent id, options, basetemp.
         # It replays pytest_warning_recorded too: every warning the controller has replayed
         # from earlier agents, which are not this agent's to report again.
@@ -155,9 +151,7 @@ class AgentSession:
             manager.register(self, "parallel-agents-agent")
         finally:
             self._adopting = False
-        config._tmp_path_factory = pytest.TempPathFactory.from_config(  # type: ignore[attr-defined]
-            config, _ispytest=True
-        )
+        compat.renew_tmp_path_factory(config)
         cache = getattr(config, "cache", None)
         if cache is not None:
             _make_read_only(cache)
@@ -394,24 +388,8 @@ class AgentSession:
         self._buffer.close()
 
 
-# Attributes every TestReport has (pytest 9 keeps the node id as "_id"); a report with any
-# other attribute (wasxfail, a plugin's) is not plain.
-_PLAIN_ATTRS: Final = frozenset(
-    {
-        "nodeid",
-        "_id",
-        "location",
-        "keywords",
-        "outcome",
-        "longrepr",
-        "when",
-        "user_properties",
-        "sections",
-        "duration",
-        "start",
-        "stop",
-    }
-)
+# A report with an attribute pytest's own reports lack (wasxfail, a plugin's) is not plain.
+_PLAIN_ATTRS: Final = compat.TEST_REPORT_ATTRIBUTES
 
 
 def _compact(reports: list[pytest.TestReport]) -> CompactPass | None:
@@ -506,13 +484,13 @@ def _quiet_terminal(config: pytest.Config) -> None:
         return
     manager.unregister(reporter)
     manager.register(_QuietReporter(reporter), "terminalreporter")
-    writer = getattr(reporter, "_tw", None)
-    if writer is not None and hasattr(writer, "_file"):
+    writer = compat.terminal_writer(reporter)
+    if writer is not None:
         # What a plugin writes to "the terminal" from an agent (pytest-timeout's stacks
         # before it ends the process) goes to the agent's stderr, which the controller
         # shows, or puts in the report of the test the agent died in; stdout is devnull.
         # The process's own stream: not whatever wraps sys.stderr at the moment.
-        writer._file = sys.__stderr__ or sys.stderr
+        compat.set_writer_stream(writer, sys.__stderr__ or sys.stderr)
 
 
 def _mismatch(

@@ -11,6 +11,7 @@ from types import FrameType
 from typing import Any, Final
 
 from pytest_parallel_agents.agent.channel import OWN_THREADS
+from pytest_parallel_agents.compat import gateway_namespace
 
 # pytest-timeout titles each thread's stack so (``dump_stacks``, 1.x to 2.4).
 _TITLE: Final = re.compile(r"Stack of .* \((\d+)\)")
@@ -27,9 +28,8 @@ _gateway_namespace: dict[str, Any] | None = None
 def note_gateway(channel: object) -> None:
     """Remember the namespace execnet's code runs in, to know its frames in any agent."""
     global _gateway_namespace
-    send = getattr(type(channel), "send", None)
-    namespace = getattr(send, "__globals__", None)
-    if isinstance(namespace, dict):
+    namespace = gateway_namespace(channel)
+    if namespace is not None:
         _gateway_namespace = namespace
 
 

@@ -8,9 +8,8 @@ file's line, and the line goes to the terminal when the file's last test is in (
 run ends, for a file an ``-x`` left unfinished).
 
 It drives pytest's ``TerminalReporter`` and ``TerminalWriter`` through attributes that are
-not public (``_file``, ``_current_line``, ``_show_progress_info``,
-``_write_progress_information_filling_space``); ``FileProgress.create`` returns None
-where they are missing, and the output then is simply not grouped.
+not public (``compat.terminal_writer``, ``compat.fill_progress``); ``FileProgress.create``
+returns None where they are missing, and the output then is simply not grouped.
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, final
 
 import pytest
+
+from pytest_parallel_agents import compat
 
 
 @final
@@ -53,11 +54,8 @@ class FileProgress:
             return None
         if getattr(terminal, "showlongtestinfo", True):
             return None  # -v: a line per test, nothing to group
-        writer = getattr(terminal, "_tw", None)
-        needed = ("_write_progress_information_filling_space", "_show_progress_info")
-        if not hasattr(writer, "_file") or not hasattr(writer, "_current_line"):
-            return None
-        if not all(hasattr(terminal, name) for name in needed):
+        writer = compat.terminal_writer(terminal)
+        if writer is None or not compat.can_fill_progress(terminal):
             return None
         return cls(terminal, writer, Counter(_file_of(item.nodeid) for item in items))
 
@@ -73,16 +71,19 @@ class FileProgress:
             yield
             return
         terminal, writer = self._terminal, self._writer
-        saved = (writer._file, writer._current_line, terminal.currentfspath)
-        writer._file, writer._current_line = line.buffer, line.current_line
+        saved = (compat.writer_stream(writer), compat.writer_line(writer), terminal.currentfspath)
+        compat.set_writer_stream(writer, line.buffer)
+        compat.set_writer_line(writer, line.current_line)
         # None: the reporter starts the file's line (a newline, then the path) by itself.
         terminal.currentfspath = line.fspath
         try:
             yield
         finally:
             line.fspath = terminal.currentfspath
-            line.current_line = writer._current_line
-            writer._file, writer._current_line, terminal.currentfspath = saved
+            line.current_line = compat.writer_line(writer)
+            compat.set_writer_stream(writer, saved[0])
+            compat.set_writer_line(writer, saved[1])
+            terminal.currentfspath = saved[2]
         if not last:
             return
         line.left -= 1
@@ -100,19 +101,18 @@ class FileProgress:
         terminal, writer = self._terminal, self._writer
         if line.fspath is None:
             return  # nothing of the file was written
-        saved_file = writer._file
-        if terminal._show_progress_info and not terminal._is_last_item:
-            # The last one is left to pytest: it writes the 100% after the test loop.
-            writer._file, writer._current_line = line.buffer, line.current_line
-            try:
-                terminal._write_progress_information_filling_space()
-            finally:
-                line.current_line = writer._current_line
-                writer._file = saved_file
+        saved_file = compat.writer_stream(writer)
+        compat.set_writer_stream(writer, line.buffer)
+        compat.set_writer_line(writer, line.current_line)
+        try:
+            compat.fill_progress(terminal)
+        finally:
+            line.current_line = compat.writer_line(writer)
+            compat.set_writer_stream(writer, saved_file)
         saved_file.write(line.buffer.getvalue())
         saved_file.flush()
         line.buffer = io.StringIO()
-        writer._current_line = line.current_line
+        compat.set_writer_line(writer, line.current_line)
         terminal.currentfspath = line.fspath
 
 

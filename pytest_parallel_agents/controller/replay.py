@@ -11,11 +11,8 @@ from typing import Literal, final
 
 import pytest
 
-from pytest_parallel_agents.agent.live_log import (
-    LIVE_LOG_KEY,
-    live_log_handler,
-    write_records,
-)
+from pytest_parallel_agents import compat
+from pytest_parallel_agents.agent.live_log import LIVE_LOG_KEY, write_records
 from pytest_parallel_agents.controller.progress import FileProgress
 from pytest_parallel_agents.transport.protocol import (
     CompactPass,
@@ -73,11 +70,10 @@ class Replayer:
         self._reruns: dict[int, list[Callable[[], None]]] = {}
         self._next = 0
         self.discarded = 0
+        # Without a writer to redirect, output is simply not batched.
         terminal = config.pluginmanager.get_plugin("terminalreporter")
-        writer = getattr(terminal, "_tw", None)
-        # TerminalWriter's stream (pytest 8 and 9); without it output is simply not batched.
-        self._writer = writer if hasattr(writer, "_file") else None
-        self._live_log = live_log_handler(config)
+        self._writer = compat.terminal_writer(terminal)
+        self._live_log = compat.live_log_handler(config)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -89,16 +85,16 @@ class Replayer:
         the agents need. What the user sees is the same, a batch at a time.
         """
         writer = self._writer
-        if writer is None or isinstance(writer._file, io.StringIO):
+        if writer is None or isinstance(compat.writer_stream(writer), io.StringIO):
             yield
             return
-        stream = writer._file
+        stream = compat.writer_stream(writer)
         gathered = io.StringIO()
-        writer._file = gathered
+        compat.set_writer_stream(writer, gathered)
         try:
             yield
         finally:
-            writer._file = stream
+            compat.set_writer_stream(writer, stream)
             text = gathered.getvalue()
             if text:
                 stream.write(text)
@@ -196,7 +192,7 @@ class Replayer:
                 if records and self._live_log is not None:
                     write_records(self._live_log, str(data.get("when")), records)
                 report = hook.pytest_report_from_serializable(config=self._config, data=data)
-                _undo_double_repr(report, data)
+                compat.restore_subtest_kwargs(report, data)
                 report.agent_id = agent_id  # lets report consumers tell which agent ran it
                 hook.pytest_runtest_logreport(report=report)
             hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
@@ -304,18 +300,6 @@ def _passed(
     )
     report.start, report.stop = start, stop  # keyword arguments only on newer pytest
     return report
-
-
-def _undo_double_repr(report: object, data: SerializedReport) -> None:
-    """pytest's subtest contexts repr their kwargs when built, so a deserialised one shows
-    ``i='1'`` for ``i=1``: put back the text that was serialised (already a repr)."""
-    context = getattr(report, "context", None)
-    serialised = data.get("_subtest.context")
-    if context is None or not isinstance(serialised, dict):
-        return
-    kwargs = serialised.get("kwargs")
-    if isinstance(kwargs, dict) and hasattr(context, "kwargs"):
-        object.__setattr__(context, "kwargs", dict(kwargs))
 
 
 def _location(data: SerializedReport) -> tuple[str, int | None, str]:

@@ -11,6 +11,7 @@ from typing import Final, final
 
 import pytest
 
+from pytest_parallel_agents.compat import flush_coverage
 from pytest_parallel_agents.transport.protocol import CoverageRequest
 
 # Warnings that one process of a parallel run cannot judge: an agent imports only some of
@@ -58,15 +59,8 @@ class Measurement:
     def checkpoint(self) -> None:
         """Write what was measured since the last checkpoint to the data file."""
         started = perf_counter()
-        # The collector's own flush appends the new lines in one small transaction;
-        # get_data() would also walk every source directory for unexecuted files each time.
-        collector = getattr(self._cov, "_collector", None)
-        flush = getattr(collector, "flush_data", None)
         with self._recording():
-            if callable(flush):
-                flush()
-            else:
-                self._cov.get_data()
+            flush_coverage(self._cov)
         self.checkpoint_seconds += perf_counter() - started
 
     def finish(self) -> None:

@@ -215,10 +215,13 @@ def from_pytest_cov(namespace: argparse.Namespace) -> CoverageSettings | None:
     runs no tests, so its number would be wrong. Its options are read here and measured by
     the agents instead, and the caller keeps pytest-cov itself inactive.
     """
-    sources = list(getattr(namespace, "cov_source", None) or [])
-    if not sources or getattr(namespace, "no_cov", False):
+    # Only with agents: a plain run does not import compat.
+    from pytest_parallel_agents.compat import pytest_cov_options
+
+    theirs = pytest_cov_options(namespace)
+    if theirs is None:
         return None
-    raw_reports: dict[str, str | None] = dict(getattr(namespace, "cov_report", None) or {})
+    sources, raw_reports = theirs.sources, theirs.reports
     for kind in raw_reports:
         if kind in _PYTEST_COV_ONLY:
             raise CoverageOptionError(
@@ -230,23 +233,21 @@ def from_pytest_cov(namespace: argparse.Namespace) -> CoverageSettings | None:
         [f"{kind}:{dest}" if dest else kind for kind, dest in raw_reports.items()],
         "--cov-report",
     )
-    config = getattr(namespace, "cov_config", ".coveragerc")
-    fail_under = getattr(namespace, "cov_fail_under", None)
-    context = getattr(namespace, "cov_context", None)
+    config = theirs.config_file
     named = ["--agents-cov" + ("" if s is True else f"={s}") for s in sources]
     return CoverageSettings(
         sources=()
         if True in sources
         else tuple(dict.fromkeys(str(s) for s in sources if s is not True)),
         reports=reports,
-        fail_under=float(fail_under) if fail_under is not None else None,
+        fail_under=theirs.fail_under,
         # pytest-cov reads .coveragerc by default and falls back to coverage's own search.
         config_file=str(Path(config).resolve()) if config and os.path.isfile(config) else True,
-        branch=getattr(namespace, "cov_branch", None),
-        test_context=context == "test",
-        append=bool(getattr(namespace, "cov_append", False)),
-        skip_reports_on_failure=bool(getattr(namespace, "no_cov_on_fail", False)),
-        precision=getattr(namespace, "cov_precision", None),
+        branch=theirs.branch,
+        test_context=theirs.context == "test",
+        append=theirs.append,
+        skip_reports_on_failure=theirs.skip_reports_on_failure,
+        precision=theirs.precision,
         from_pytest_cov=" ".join(dict.fromkeys(named)),
     )
 

@@ -113,9 +113,9 @@ def start_early(config: pytest.Config, *, in_agent: bool) -> None:
         if theirs is not None or in_agent:
             # pytest-cov would measure this process, which runs no tests: its number would
             # be wrong, so it stays inactive and the agents measure for it.
-            namespace.cov_source = []
-            if hasattr(config.option, "cov_source"):
-                config.option.cov_source = []
+            from pytest_parallel_agents.compat import silence_pytest_cov
+
+            silence_pytest_cov(config, namespace)
     if in_agent:
         return
     try:

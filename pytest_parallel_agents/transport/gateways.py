@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol, final
 
 import execnet
-from execnet import gateway_base
 
+from pytest_parallel_agents.compat import gateway_over_pipes, gateway_process, serve_over_pipes
 from pytest_parallel_agents.transport.protocol import (
     ChannelClosed,
     Command,
@@ -43,38 +43,14 @@ from pytest_parallel_agents.transport.protocol import (
 # Runs in every agent; everything else lives in the agent module.
 _BOOTSTRAP: Final = """
 if __name__ == "__channelexec__":
-    from pytest_parallel_agents.transport.gateways import whole_writes
-    whole_writes(channel.gateway._io)
+    from pytest_parallel_agents.compat import gateway_io, whole_writes
+    whole_writes(gateway_io(channel.gateway))
     from pytest_parallel_agents.agent.process import serve
     serve(channel)
 """
 FORK: Final = "fork"
 
 AgentEvent = tuple[str, Event]
-
-
-def whole_writes(io: object) -> None:
-    """Make an execnet pipe IO write the whole of every message, signals or not.
-
-    execnet writes a message with one call; on an unbuffered pipe (a forked agent's, or the
-    stdout of a ``python -u`` gateway) a signal handled mid-write (a test's SIGALRM, a
-    debugger's stop) returns a short count, the rest of the message is lost, and the peer
-    waits forever for bytes that never come.
-    """
-    # By attribute, not isinstance: a spawned or remote gateway runs execnet's classes from
-    # its bootstrap source, not from the execnet module. (Socket IO has no _write: sendall.)
-    write_once = getattr(io, "_write", None)
-    if write_once is None or getattr(io, "_writes_whole", False):
-        return
-
-    def write(data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = write_once(view)
-            view = view[written or 0 :]  # None: a non-blocking pipe is full; try again
-
-    io._write = write  # type: ignore[attr-defined]
-    io._writes_whole = True  # type: ignore[attr-defined]
 
 
 class GatewaySpecError(ValueError):
@@ -242,9 +218,9 @@ class Transport:
             self.events.put((agent_id, ChannelClosed(why)))
             return AgentLink(agent_id, None, None, spec, started, None)
         host = "popen" if xspec.popen else str(xspec.ssh or xspec.socket or "remote")
-        # execnet keeps the Popen of local gateways here (of the ssh client, for ssh); there
-        # is no public accessor. A socket gateway has no local process.
-        process = getattr(getattr(gateway, "_io", None), "popen", None)
+        # The Popen of a local gateway (of the ssh client, for ssh); a socket gateway has
+        # no local process.
+        process = gateway_process(gateway)
         return self._open(agent_id, gateway, host, started, process)
 
     def _fork(
@@ -284,15 +260,14 @@ class Transport:
         self, agent_id: str, pid: int, read_fd: int, write_fd: int, started: float
     ) -> AgentLink:
         process = ForkedProcess(pid)
-        io = _ForkedIO(
+        gateway = gateway_over_pipes(
+            execnet,
+            self._group,
             os.fdopen(write_fd, "wb", buffering=0),
             os.fdopen(read_fd, "rb", buffering=0),
-            self._group.execmodel,
             process,
+            agent_id,
         )
-        gateway = execnet.Gateway(io, execnet.XSpec(f"popen//id={agent_id}"))
-        # Registering makes gateway.exit() and Group.terminate() handle it like any other.
-        self._group._register(gateway)
         return self._open(agent_id, gateway, "popen", started, process)
 
     def _open(
@@ -423,21 +398,6 @@ class ForkedProcess:
                 os.kill(self.pid, signal.SIGKILL)
 
 
-class _ForkedIO(gateway_base.Popen2IO):
-    """Controller end of a forked agent's pipes; execnet's terminate() waits and kills here."""
-
-    def __init__(self, outfile: Any, infile: Any, execmodel: Any, process: ForkedProcess) -> None:
-        super().__init__(outfile, infile, execmodel)
-        self.popen = process
-        whole_writes(self)
-
-    def wait(self) -> int | None:
-        return self.popen.wait()
-
-    def kill(self) -> None:
-        self.popen.kill()
-
-
 def _serve_forked_child(
     agent_id: str,
     read_fd: int,
@@ -453,13 +413,12 @@ def _serve_forked_child(
         # The controller's SIGTERM handler came along; an agent just dies of SIGTERM.
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         fork_child(agent_id)
-        io = gateway_base.Popen2IO(
+        serve_over_pipes(
+            execnet,
             os.fdopen(write_fd, "wb", buffering=0),
             os.fdopen(read_fd, "rb", buffering=0),
-            gateway_base.get_execmodel("thread"),
+            agent_id,
         )
-        # The bootstrap, the first thing the gateway runs, makes its writes whole.
-        gateway_base.serve(io, id=agent_id)  # type: ignore[arg-type]
         code = 0
     except BaseException:
         with contextlib.suppress(Exception):
