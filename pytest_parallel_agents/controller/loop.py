@@ -13,19 +13,20 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Final, final
+from typing import Final, NoReturn, final
 
 import pytest
 
+from pytest_parallel_agents import compat
 from pytest_parallel_agents.agent.process import fork_child_setup
 from pytest_parallel_agents.controller.fleet import Fleet, HostUnreachable
+from pytest_parallel_agents.controller.policy import Decision, Dispatcher, Send, StartAgents
 from pytest_parallel_agents.controller.pools import AgentState, PoolState, SuiteWork
 from pytest_parallel_agents.controller.recovery import CoverageSink, Recovery
 from pytest_parallel_agents.controller.replay import Ledger, Replayer
 from pytest_parallel_agents.controller.runstate import AgentRecord, RunState
 from pytest_parallel_agents.controller.watchdog import WATCH_INTERVAL, Watchdog
-from pytest_parallel_agents.planning.scheduling import SuiteQueue, hold_limit, refill
-from pytest_parallel_agents.planning.sizing import Plan, SuitePlan, grow
+from pytest_parallel_agents.planning.sizing import Plan, SuitePlan
 from pytest_parallel_agents.planning.txspecs import TxSpec
 from pytest_parallel_agents.transport.gateways import FORK, Transport
 from pytest_parallel_agents.transport.protocol import (
@@ -38,17 +39,22 @@ from pytest_parallel_agents.transport.protocol import (
     ChannelClosed,
     CoverageRequest,
     OutputForwarded,
-    ReturnTests,
-    RunTests,
     SerializedReport,
     SessionExited,
-    Shutdown,
     StartSession,
     TestResult,
     TestsReported,
     TestsReturned,
 )
 from pytest_parallel_agents.transport.scoreboard import take_stderr
+
+if sys.version_info >= (3, 11):
+    from typing import assert_never
+else:  # pragma: no cover - Python 3.10
+
+    def assert_never(value: NoReturn) -> NoReturn:
+        raise AssertionError(f"unhandled: {value!r}")
+
 
 # How long Ctrl-C waits for interrupted agents to report before they are stopped: an agent
 # interrupted mid-test tears its fixtures down and exits in well under this.
@@ -123,12 +129,18 @@ class Controller:
             inifile=config.inipath,
         )
         self._agents: dict[str, AgentState] = {}
+        self._dispatcher = Dispatcher(
+            work=work,
+            agents=self._agents,
+            reserve=self._fleet.reserve,
+            done=self._ledger.done,
+            wall_clock=time.time,
+            in_order=in_order,
+        )
+        self._pools = self._dispatcher.pools
         # pytest-rerunfailures' reruns of each test that killed an agent (read at its first crash).
         self._crash_reruns: dict[int, int] = {}
-        self._pools: dict[str, PoolState] = {}
-        self._stopping = False
         self._interrupting = False
-        self._exclusive_running = False
         self._sys_path = tuple(sys.path)
         self._args = tuple(config.invocation_params.args) + _seeds(config)
         self._total_agents = run.plan.peak_agents if run.plan else 1
@@ -159,7 +171,7 @@ class Controller:
 
     @property
     def stopping(self) -> bool:
-        return self._stopping
+        return self._dispatcher.stopping
 
     def agent(self, agent_id: str) -> AgentState:
         return self._agents[agent_id]
@@ -187,11 +199,9 @@ class Controller:
             # a little garbage that the agents, and the controller after unfreeze, free anyway.
             gc.freeze()
         pending = deque((suite, wave.exclusive) for wave in plan.waves for suite in wave.suites)
-        capture = self._config.pluginmanager.get_plugin("capturemanager")
-        if self._spec == FORK and capture is not None:
-            # pytest's global capture files would be shared by every fork (one file offset
-            # for all agents' output): stop it here, each forked agent starts its own.
-            capture.stop_global_capturing()
+        # pytest's global capture files would be shared by every fork (one file offset for
+        # all agents' output): stop it here, each forked agent starts its own.
+        stopped = self._spec == FORK and compat.stop_global_capture(self._config)
         try:
             with _terminate_as_interrupt():
                 try:
@@ -200,10 +210,9 @@ class Controller:
                     raise pytest.UsageError(str(exc)) from None
                 self._run_plan(plan, pending)
         finally:
-            if self._spec == FORK and capture is not None:
-                capture.start_global_capturing()
-                capture.suspend_global_capture()
-        if not self._stopping and not self._should_stop():
+            if stopped:
+                compat.start_global_capture(self._config)
+        if not self.stopping and not self._should_stop():
             self._report_lost()
 
     def _run_plan(self, plan: Plan, pending: deque[tuple[SuitePlan, bool]]) -> None:
@@ -217,7 +226,7 @@ class Controller:
                     continue
                 self._handle(agent_id, event)
                 self._watchdog.check(self._agents.values())
-                if self._stopping or self._should_stop():
+                if self.stopping or self._should_stop():
                     pending.clear()
                 self._start_ready(pending, plan.budget)
         except KeyboardInterrupt as exc:
@@ -242,7 +251,7 @@ class Controller:
         """Ctrl-C: interrupt every local agent's test at once, as the terminal interrupts a
         plain run's, and wait briefly for what they report (the results that finished, where
         each test was) before the agents are stopped."""
-        self._stopping = True
+        self._dispatcher.stopping = True
         self._interrupting = True
         self._transport.interrupt_local()
         deadline = time.monotonic() + INTERRUPT_GRACE
@@ -281,70 +290,27 @@ class Controller:
         return sum(1 for agent in self._agents.values() if not agent.finished)
 
     def _start_ready(self, pending: deque[tuple[SuitePlan, bool]], budget: int) -> None:
-        starts: list[PoolState] = []
-        while pending:
-            suite, exclusive = pending[0]
-            live = self._live_agents() + sum(pool.size for pool in starts)
-            if self._exclusive_running and live:
-                break
-            if exclusive and live:
-                break
-            if live and live + suite.agents > budget:
-                break
-            names = [f"{suite.name}-{n}" for n in range(suite.agents)]
-            if not self._fleet.reserve(suite.name, names):
-                break  # its hosts are busy with other suites
-            pending.popleft()
-            self._exclusive_running = exclusive
-            work = self._work[suite.name]
-            pool = PoolState(
-                work,
-                SuiteQueue(
-                    work.units,
-                    names,
-                    durations_known=work.durations_known,
-                    in_order=self._in_order,
-                ),
-                suite.agents,
-                suite,
-            )
-            pool.next_number = suite.agents
-            self._pools[suite.name] = pool
-            starts.append(pool)
-            self._run.suite_started[suite.name] = time.perf_counter()
-            if exclusive:
-                break
-        if starts:
-            self._start_agents(
-                [
-                    (pool.work.name, f"{pool.work.name}-{n}")
-                    for pool in starts
-                    for n in range(pool.size)
-                ]
-            )
-        # Growing would take budget a waiting suite needs, unless it is exclusive: that one
-        # waits for everything else to end, which growing brings sooner.
-        waiting_exclusive = bool(pending) and pending[0][1]
-        if not pending or waiting_exclusive:
-            self._grow(budget)
+        for pool in self._dispatcher.start_ready(pending, budget):
+            self._run.suite_started[pool.work.name] = time.perf_counter()
+        if self._dispatcher.should_grow(pending) and not self._should_stop():
+            for name, count in self._dispatcher.grow(budget, self._run.agents).items():
+                self._run.agents_added[name] = self._run.agents_added.get(name, 0) + count
+        self._apply()
 
-    def _grow(self, budget: int) -> None:
-        """Give budget that a finished suite freed to suites still running (work-conserving)."""
-        free = budget - self._live_agents()
-        if free <= 0 or self._stopping or self._should_stop():
-            return
-        running = [
-            view
-            for pool in self._pools.values()
-            if (view := pool.growth_view(self._run.agents, budget))
-        ]
-        for name, count in grow(running, free).items():
-            pool = self._pools[name]
-            for _ in range(count):
-                if not self.replace(pool):
-                    break
-                pool.size += 1
-                self._run.agents_added[name] = self._run.agents_added.get(name, 0) + 1
+    def _apply(self) -> None:
+        """Carry out the dispatcher's decisions (those they lead to included), in order."""
+        while self._dispatcher.outbox:
+            for decision in self._dispatcher.take_decisions():
+                self._carry_out(decision)
+
+    def _carry_out(self, decision: Decision) -> None:
+        match decision:
+            case Send(agent_id=agent_id, command=command):
+                self._agents[agent_id].link.send(command)
+            case StartAgents(agents=wanted):
+                self._start_agents(list(wanted))
+            case _:
+                assert_never(decision)
 
     def _start_agents(self, wanted: list[tuple[str, str]]) -> None:
         places = {agent_id: self._fleet.place(agent_id) for _, agent_id in wanted}
@@ -358,7 +324,6 @@ class Controller:
             self._run.agents[agent_id] = record
             agent = AgentState(record, link, suite)
             self._agents[agent_id] = agent
-            self._pools[suite].agents.add(agent_id)
             work = self._pools[suite].work
             link.send(
                 StartSession(
@@ -476,20 +441,10 @@ class Controller:
         agent: AgentState,
         results: Sequence[TestResult],
     ) -> None:
-        pool = self._pools[agent.suite]
         record = agent.record
         for index, reports, passed, warning_data, busy in results:
-            if agent.in_flight and agent.in_flight[0] == index:
-                agent.in_flight.popleft()
-            else:
-                with contextlib.suppress(ValueError):
-                    agent.in_flight.remove(index)
-            record.tests += 1
-            record.busy_seconds += busy
-            pool.done_tests += 1
-            pool.busy += busy
-            pool.fruitless = 0
-            if (self._stopping and not self._interrupting) or self._should_stop():
+            self._dispatcher.tests_reported(agent, index, busy)
+            if (self.stopping and not self._interrupting) or self._should_stop():
                 # -x/--maxfail: a plain run would not have run what finished after the limit.
                 self._run.discarded += 1
                 continue
@@ -503,97 +458,21 @@ class Controller:
             self.dispatch(agent)
 
     def dispatch(self, agent: AgentState) -> None:
-        """Keep the agent's window filled; tell it to finish when its suite has nothing left.
-
-        The agent runs a test only once it knows the next one (or that none will come), so
-        after every dispatch it must hold two tests or have been told to shut down.
-        """
-        if agent.shutdown_sent or agent.finished:
-            return
-        if self._stopping:
-            agent.shutdown_sent = True
-            agent.link.send(Shutdown(drop_pending=True))
-            return
-        pool = self._pools[agent.suite]
-        limit = hold_limit(pool.window(), pool.queue.total_pending, max(1, len(pool.agents)))
-        want = refill(len(agent.in_flight), limit)
-        if not want:
-            return
-        batch: list[int] = []
-        while pool.retries and agent.record.started_at > pool.retries[0][1]:
-            batch.append(pool.retries.popleft()[0])
-            want -= 1
-        batch += pool.queue.top_up(
-            agent.record.id, len(agent.in_flight) + len(batch), want, skip=self._ledger.done
-        )
-        if batch:
-            agent.in_flight.extend(batch)
-            agent.last_dispatch = time.time()
-            agent.link.send(RunTests(tuple(batch)))
-        agent.awaiting_return = False
-        if not pool.queue.exhausted_for(agent.record.id):
-            return
-        if len(agent.in_flight) <= 2:
-            # Nothing left to hand out but what other agents hold and have not started.
-            self._reclaim(pool, agent)
-        if len(agent.in_flight) <= 1 and not pool.retries_for(agent):
-            if pool.reclaiming is not None:
-                agent.awaiting_return = True  # tests are on their way back: wait for them
-                return
-            # Nothing left it could be given (retries wait for a fresh agent): it may run its
-            # last test with nextitem=None. Waiting on would hold that test back for good.
-            agent.shutdown_sent = True
-            agent.link.send(Shutdown(drop_pending=False))
-
-    def _reclaim(self, pool: PoolState, asking: AgentState) -> None:
-        """Ask the agent holding the most unstarted tests to give back those behind its next.
-
-        An agent holds a window of tests it has not started; near the end, one that took a
-        window of slow tests would run them all while the others stand idle (a slow module
-        met without durations). The units it gives back go to the agents that ran dry.
-        """
-        if pool.reclaiming is not None or self._stopping:
-            return
-        holdings = {
-            agent_id: other.in_flight
-            for agent_id in pool.agents
-            if (other := self._agents[agent_id]) is not asking
-            and not other.finished
-            and other.ready
-        }
-        offer = pool.queue.reclaim_offer(holdings, asking.record.id)
-        if offer is not None:
-            victim, units = offer
-            pool.reclaiming = victim
-            self._agents[victim].link.send(ReturnTests(tuple(units)))
+        """Keep the agent's window filled, or tell it to finish (``Dispatcher.dispatch``)."""
+        self._dispatcher.dispatch(agent)
+        self._apply()
 
     def _tests_returned(self, agent: AgentState, units: Sequence[tuple[int, ...]]) -> None:
-        pool = self._pools[agent.suite]
-        if pool.reclaiming == agent.record.id:
-            pool.reclaiming = None
-        for unit in units:
-            for index in unit:
-                with contextlib.suppress(ValueError):
-                    agent.in_flight.remove(index)
-        if units and not self._stopping:
-            pool.queue.give_back(units)
-            self._run.tests_returned += sum(map(len, units))
-        self.serve_waiting(pool)
+        self._run.tests_returned += self._dispatcher.tests_returned(agent, units)
+        self._apply()
 
     def serve_waiting(self, pool: PoolState) -> None:
         """Dispatch the pool's agents that wait for work, those holding fewest first."""
-        agents = (self._agents[agent_id] for agent_id in pool.agents)
-        waiting = [
-            a
-            for a in agents
-            if a.ready and not a.finished and not a.shutdown_sent and len(a.in_flight) < 2
-        ]
-        for agent in sorted(waiting, key=lambda a: len(a.in_flight)):
-            self.dispatch(agent)
+        self._dispatcher.serve_waiting(pool)
+        self._apply()
 
     def agent_ended(self, agent: AgentState, *, crashed: bool = False) -> None:
         """The agent is gone (finished or dead): free its slot; its held tests go back."""
-        agent.finished = True
         agent.record.finished_at = time.perf_counter()
         self._transport.stop(agent.record.id)
         if not crashed:
@@ -606,53 +485,29 @@ class Controller:
         self._fleet.release(agent.record.id, crashed=agent.record.crashed)
         self._config.hook.pytest_agents_agent_finished(config=self._config, agent=agent.record)
         pool = self._pools[agent.suite]
-        pool.agents.discard(agent.record.id)
-        if not pool.agents:
+        if pool.agents <= {agent.record.id}:
             self._run.suite_finished[agent.suite] = time.perf_counter()
-        # Asked to give tests back and gone before it answered: those waiting stop waiting.
-        reclaimed_from_it = pool.reclaiming == agent.record.id
-        if reclaimed_from_it:
-            pool.reclaiming = None
-        if agent.in_flight and not self._stopping:
-            # A clean exit with tests outstanding: they go back to the suite.
-            self._requeue(pool, list(agent.in_flight))
-            agent.in_flight.clear()
-        if (
-            not crashed
-            and not self._stopping
-            and not pool.agents
-            and (not pool.queue.empty or pool.retries)
-            and not self.replace(pool)
-        ):
+        startable = self._dispatcher.agent_ended(agent, crashed=crashed)
+        self._apply()
+        if not startable:
             # Its last agent finished (told to, when the suite degraded) with work left,
             # and no gateway is free for another: say so rather than lose the tests.
             self._recovery.give_up(pool, "no agent could be started to run it")
-        if reclaimed_from_it and not crashed and not self._stopping:
-            self.serve_waiting(pool)  # (after a crash, recovery does once it requeued)
 
     def replace(self, pool: PoolState) -> bool:
         """Start one more agent for the pool; False when no gateway is free for it."""
-        replacement = f"{pool.work.name}-{pool.next_number}"
-        if not self._fleet.reserve(pool.work.name, [replacement]):
-            return False
-        pool.next_number += 1
-        pool.queue.add_agent(replacement)
-        self._start_agents([(pool.work.name, replacement)])
-        return True
+        started = self._dispatcher.replace(pool)
+        self._apply()
+        return started
 
-    def _requeue(self, pool: PoolState, tests: list[int]) -> None:
-        pool.queue.requeue(tests)
-        for other in pool.agents:
-            self.dispatch(self._agents[other])
+    def shut_down(self, agent: AgentState) -> None:
+        """Tell the agent to drop what it holds and end (its suite degraded)."""
+        self._dispatcher.shut_down(agent, drop_pending=True)
+        self._apply()
 
     def _stop_everything(self) -> None:
-        if self._stopping:
-            return
-        self._stopping = True
-        for agent in self._agents.values():
-            if not agent.finished and not agent.shutdown_sent:
-                agent.shutdown_sent = True
-                agent.link.send(Shutdown(drop_pending=True))
+        self._dispatcher.stop_everything()
+        self._apply()
 
     def _should_stop(self) -> bool:
         return bool(self._session.shouldfail or self._session.shouldstop)

@@ -24,7 +24,6 @@ from pytest_parallel_agents.controller.fleet import Fleet
 from pytest_parallel_agents.controller.pools import AgentState, PoolState
 from pytest_parallel_agents.controller.replay import Ledger, Replayer
 from pytest_parallel_agents.controller.runstate import AgentRecord, RunState
-from pytest_parallel_agents.transport.protocol import Shutdown
 from pytest_parallel_agents.transport.scoreboard import (
     crash_summary,
     take_stderr,
@@ -85,6 +84,8 @@ class Pools(Protocol):
     def dispatch(self, agent: AgentState) -> None: ...
 
     def serve_waiting(self, pool: PoolState) -> None: ...
+
+    def shut_down(self, agent: AgentState) -> None: ...
 
     def crash_reruns(self, index: int) -> int: ...
 
@@ -203,11 +204,8 @@ class Recovery:
         pool.degraded = True
         self._run.mode = "degraded"
         self._run.degraded[pool.work.name] = why
-        for agent_id in pool.agents:
-            agent = self._pools.agent(agent_id)
-            if not agent.shutdown_sent and not agent.finished:
-                agent.shutdown_sent = True
-                agent.link.send(Shutdown(drop_pending=True))
+        for agent_id in list(pool.agents):
+            self._pools.shut_down(self._pools.agent(agent_id))
 
     def _crashed_test(
         self,
