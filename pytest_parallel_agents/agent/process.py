@@ -108,7 +108,7 @@ def _serve_spawned(start: StartSession, inbox: Inbox, sender: Sender) -> None:
             AgentFailed(f"agent session ended with exit status {int(status)} before collection")
         )
         return
-    _finished(sender, session, int(status))
+    _finished(sender, session)
 
 
 def _start_coverage(start: StartSession) -> Measurement | None:
@@ -122,7 +122,7 @@ def _start_coverage(start: StartSession) -> Measurement | None:
     return measurement
 
 
-def _finished(sender: Sender, session: AgentSession, status: int) -> None:
+def _finished(sender: Sender, session: AgentSession) -> None:
     """Last results out, then the agent's coverage saved, then its closing figures."""
     session.flush()
     seconds = 0.0
@@ -137,9 +137,7 @@ def _finished(sender: Sender, session: AgentSession, status: int) -> None:
             directory = Path(measurement.request.directory)
             shipped = tuple((p.name, p.read_bytes()) for p in sorted(directory.iterdir()))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    sender.send(
-        AgentFinished(status, int(peak_kb), tuple(session.session_warnings), seconds, shipped)
-    )
+    sender.send(AgentFinished(int(peak_kb), tuple(session.session_warnings), seconds, shipped))
 
 
 def _serve_forked(start: StartSession, inbox: Inbox, sender: Sender, forked: _Forked) -> None:
@@ -154,16 +152,13 @@ def _serve_forked(start: StartSession, inbox: Inbox, sender: Sender, forked: _Fo
     measurement = _start_coverage(start)
     agent = AgentSession(start, inbox, sender, measurement)
     config, session = forked.config, forked.session
-    status = pytest.ExitCode.OK
     try:
         for plugin in agent.extra_plugins:
             config.pluginmanager.register(plugin)
         agent.adopt(config, session)
         agent.output.start()
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # AgentInterrupted told the controller
             agent.pytest_runtestloop(session)
-        except KeyboardInterrupt:
-            status = pytest.ExitCode.INTERRUPTED  # AgentInterrupted told the controller
         # Session and configure hooks ran once, in the controller, and run their finish there
         # too: calling them here would undo the controller's setup under the other agents.
         # Only this agent's own fixtures are torn down (usually done by the last test already).
@@ -175,7 +170,7 @@ def _serve_forked(start: StartSession, inbox: Inbox, sender: Sender, forked: _Fo
         return
     finally:
         agent.output.stop()
-    _finished(sender, agent, int(status))
+    _finished(sender, agent)
 
 
 def _prepare_process(start: StartSession) -> None:

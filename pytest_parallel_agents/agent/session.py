@@ -34,14 +34,17 @@ from pytest_parallel_agents.transport.protocol import (
     AgentInterrupted,
     AgentReady,
     CompactPass,
+    PhaseTimes,
     ReturnTests,
     RunTests,
     SerializedReport,
     SessionExited,
     Shutdown,
     StartSession,
+    TestResult,
     TestsReturned,
     WarningData,
+    assert_never,
 )
 from pytest_parallel_agents.transport.scoreboard import Slot
 
@@ -158,7 +161,7 @@ class AgentSession:
         self._slot.arm_crash_log()
         self._items = {index: session.items[index] for index in self.start.tests}
         _count_rerun_crashes(config, self._items, self.start.rerun_crashes)
-        self._sender.send(AgentReady(PROTOCOL_VERSION, os.getpid(), len(self._items), (), ""))
+        self._sender.send(AgentReady(PROTOCOL_VERSION, os.getpid(), (), ""))
         self.ready_sent = True
 
     @pytest.hookimpl(trylast=True)
@@ -214,7 +217,6 @@ class AgentSession:
             AgentReady(
                 PROTOCOL_VERSION,
                 os.getpid(),
-                len(session.items),
                 tuple(missing),
                 reason,
                 self.start.host_root if self.start.remote else "",
@@ -294,6 +296,8 @@ class AgentSession:
                     queue_.clear()
                 case StartSession():
                     pass  # a duplicate start is harmless; the first one configured us
+                case _:
+                    assert_never(message)
             try:
                 message = self._inbox.get_nowait()
             except queue.Empty:
@@ -347,7 +351,7 @@ class AgentSession:
                 for data, records in zip(serialized, live_records, strict=False):
                     if records:
                         data[LIVE_LOG_KEY] = records
-        self._buffer.add((index, serialized, passed, tuple(self._warnings), busy))
+        self._buffer.add(TestResult(index, serialized, passed, tuple(self._warnings), busy))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         config = self._config
@@ -396,7 +400,7 @@ def _compact(reports: list[pytest.TestReport]) -> CompactPass | None:
     """The compact form of a test whose every phase passed plainly, else None."""
     if not reports:
         return None
-    phases: list[tuple[str, float, float, float]] = []
+    phases: list[PhaseTimes] = []
     for report in reports:
         if (
             type(report) is not pytest.TestReport
@@ -408,7 +412,7 @@ def _compact(reports: list[pytest.TestReport]) -> CompactPass | None:
         ):
             return None
         phases.append(
-            (
+            PhaseTimes(
                 report.when,
                 report.duration,
                 getattr(report, "start", 0.0),
@@ -417,7 +421,7 @@ def _compact(reports: list[pytest.TestReport]) -> CompactPass | None:
         )
     first = reports[0]
     path, lineno, domain = first.location
-    return (str(path), lineno, str(domain)), tuple(first.keywords), tuple(phases)
+    return CompactPass((str(path), lineno, str(domain)), tuple(first.keywords), tuple(phases))
 
 
 @final

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Final, NoReturn, final
+from typing import Final, final
 
 import pytest
 
@@ -38,6 +38,7 @@ from pytest_parallel_agents.transport.protocol import (
     AgentReady,
     ChannelClosed,
     CoverageRequest,
+    Event,
     OutputForwarded,
     SerializedReport,
     SessionExited,
@@ -45,16 +46,9 @@ from pytest_parallel_agents.transport.protocol import (
     TestResult,
     TestsReported,
     TestsReturned,
+    assert_never,
 )
 from pytest_parallel_agents.transport.scoreboard import take_stderr
-
-if sys.version_info >= (3, 11):
-    from typing import assert_never
-else:  # pragma: no cover - Python 3.10
-
-    def assert_never(value: NoReturn) -> NoReturn:
-        raise AssertionError(f"unhandled: {value!r}")
-
 
 # How long Ctrl-C waits for interrupted agents to report before they are stopped: an agent
 # interrupted mid-test tears its fixtures down and exits in well under this.
@@ -277,6 +271,8 @@ class Controller:
                     agent.finished = True
                 case AgentAlive() | AgentReady() | TestsReturned() | OutputForwarded():
                     pass
+                case _:
+                    assert_never(event)
 
     def _note_interrupt(self, report: SerializedReport | None) -> None:
         if report is None or self._run.interrupt_repr is not None:
@@ -368,7 +364,7 @@ class Controller:
 
     # --- events -------------------------------------------------------------------------
 
-    def _handle(self, agent_id: str, event: object) -> None:
+    def _handle(self, agent_id: str, event: Event) -> None:
         agent = self._agents.get(agent_id)
         if agent is None:
             return  # a late event from an agent of an earlier wave
@@ -435,6 +431,8 @@ class Controller:
             case ChannelClosed(error=error):
                 if not agent.finished:
                     self._recovery.agent_crashed(agent, self._pools[agent.suite], error)
+            case _:
+                assert_never(event)
 
     def _tests_reported(
         self,
@@ -442,14 +440,17 @@ class Controller:
         results: Sequence[TestResult],
     ) -> None:
         record = agent.record
-        for index, reports, passed, warning_data, busy in results:
-            self._dispatcher.tests_reported(agent, index, busy)
+        for result in results:
+            index = result.test
+            self._dispatcher.tests_reported(agent, index, result.busy)
             if (self.stopping and not self._interrupting) or self._should_stop():
                 # -x/--maxfail: a plain run would not have run what finished after the limit.
                 self._run.discarded += 1
                 continue
             if self._ledger.record(index):
-                self._replayer.test(self._items[index], reports, passed, warning_data, record.id)
+                self._replayer.test(
+                    self._items[index], result.reports, result.passed, result.warnings, record.id
+                )
             else:
                 self._run.duplicates.append(self._items[index].nodeid)
         if self._should_stop():

@@ -16,6 +16,7 @@ from pytest_parallel_agents.agent.live_log import LIVE_LOG_KEY, write_records
 from pytest_parallel_agents.controller.progress import FileProgress
 from pytest_parallel_agents.transport.protocol import (
     CompactPass,
+    PhaseTimes,
     SerializedReport,
     WarningData,
 )
@@ -172,12 +173,12 @@ class Replayer:
         hook = self._hook
         nodeid = item.nodeid
         if passed is not None:
-            location, keywords, phases = passed
+            location = passed.location
             # One keywords dict for all phases, as TestReport.from_item_and_call would build.
-            keyword_map: dict[str, Literal[1]] = dict.fromkeys(keywords, 1)
+            keyword_map: dict[str, Literal[1]] = dict.fromkeys(passed.keywords, 1)
             hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
-            for when, duration, start, stop in phases:
-                report = _passed(nodeid, location, keyword_map, when, duration, start, stop)
+            for phase in passed.phases:
+                report = _passed(nodeid, location, keyword_map, phase)
                 report.agent_id = agent_id  # type: ignore[attr-defined]
                 hook.pytest_runtest_logreport(report=report)
             hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
@@ -282,10 +283,7 @@ def _passed(
     nodeid: str,
     location: tuple[str, int | None, str],
     keywords: dict[str, Literal[1]],
-    when: str,
-    duration: float,
-    start: float,
-    stop: float,
+    phase: PhaseTimes,
 ) -> pytest.TestReport:
     report = pytest.TestReport(
         nodeid,
@@ -293,12 +291,12 @@ def _passed(
         keywords,
         "passed",
         None,
-        when,  # type: ignore[arg-type]
+        phase.when,  # type: ignore[arg-type]
         [],
-        duration,
+        phase.duration,
         user_properties=[],
     )
-    report.start, report.stop = start, stop  # keyword arguments only on newer pytest
+    report.start, report.stop = phase.start, phase.stop  # keyword arguments only on newer pytest
     return report
 
 
