@@ -79,3 +79,50 @@ def test_agent_threads_are_invisible_to_tests(pytester: pytest.Pytester, start: 
         pytester, agents_args=(*args, "--agents-start", start), subprocess=True
     )
     assert summary_counts(parallel) == {"passed": 2}
+
+
+# A leak test in the manner of markupsafe's test_markup_leaks: it counts the objects the
+# garbage collector tracks between iterations of a loop that should leave nothing behind.
+# Quick tests before it leave results for the agent's backstop to send while it runs (its
+# 150 ms are three backstop periods), and the controller answers with more tests.
+LEAK_PROJECT = """
+import gc
+
+import pytest
+
+
+@pytest.mark.parametrize("i", range(40))
+def test_before(i):
+    pass
+
+
+def test_counts_what_the_gc_tracks():
+    gc.collect()
+    counts = []
+    for _ in range(600):
+        for _ in range(2000):
+            str(12345)
+        counts.append(len(gc.get_objects()))
+    del counts[0]  # the first sample counts the list before it grew
+    # A send from the agent's backstop may show its objects in flight for a moment (one
+    # GIL switch); nothing may stay, and the count must come back to where it was.
+    usual = max(set(counts), key=counts.count)
+    assert counts.count(usual) >= 0.9 * len(counts), sorted(set(counts))
+    assert counts[-1] == usual, counts[-20:]
+
+
+@pytest.mark.parametrize("i", range(40))
+def test_after(i):
+    pass
+"""
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_agent_threads_leave_no_object_a_leak_test_counts(
+    pytester: pytest.Pytester, start: str
+) -> None:
+    pytester.makepyfile(test_leak=LEAK_PROJECT)
+    _plain, parallel = compare(
+        pytester, agents_args=("--agents", "2", "--agents-start", start), subprocess=True
+    )
+    assert summary_counts(parallel) == {"passed": 81}

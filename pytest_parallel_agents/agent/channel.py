@@ -10,6 +10,8 @@ import sys
 import threading
 from collections.abc import Callable
 from os import _exit, getppid
+from pickle import dumps as _dumps
+from pickle import loads as _loads
 from time import monotonic
 from typing import IO, Any, Final, Protocol, final
 
@@ -19,7 +21,6 @@ from pytest_parallel_agents.transport.protocol import (
     Command,
     Event,
     OutputForwarded,
-    ProtocolError,
     TestResult,
     TestsReported,
     decode,
@@ -30,6 +31,8 @@ from pytest_parallel_agents.transport.protocol import (
 _FLUSH_DELAY: Final = 0.01
 # How long they wait at most when a long test keeps the test thread from sending them.
 _BACKSTOP: Final = 0.05
+# acquire()'s arguments, made once: a call with the tuple itself builds no other.
+_BACKSTOP_WAIT: Final = (True, _BACKSTOP)
 # The exit status of an agent whose controller went away without stopping it.
 ORPHANED: Final = 70
 
@@ -51,7 +54,6 @@ class ControllerLost:
 
 
 LOST: Final = ControllerLost()
-Inbox = queue.Queue[Command | ControllerLost]
 # The idents of the threads ``start_hidden`` runs: not the test's, so left out of the stacks
 # pytest-timeout dumps (agent_stacks).
 OWN_THREADS: Final[set[int]] = set()
@@ -80,22 +82,56 @@ def start_hidden(target: Callable[..., object], *args: object) -> threading.Even
 
 
 @final
+class Inbox:
+    """Commands from the controller, held as bytes until the test thread takes them.
+
+    Commands arrive while a test runs (a top-up after the results the backstop sent). What
+    the receiving thread leaves behind must not be objects the garbage collector tracks: a
+    leak test counting ``gc.get_objects()`` between its iterations would count them, where a
+    plain run has nothing arriving. Bytes are untracked; the message is built when the test
+    thread takes it, between tests.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[bytes | ControllerLost] = queue.SimpleQueue()
+
+    def put(self, data: object) -> None:
+        """Keep ``data`` as received from the channel (or ``LOST``)."""
+        if data is LOST:
+            self._queue.put(LOST)
+            return
+        try:
+            self._queue.put(_dumps(data, 4))
+        except Exception:  # not what a controller sends: the channel cannot be trusted
+            self._queue.put(LOST)
+
+    def get(self, block: bool = True) -> Command | ControllerLost:
+        """The next command; ``LOST`` once the channel ended or sent what does not decode.
+        Raises ``queue.Empty`` when not ``block`` and nothing waits."""
+        item = self._queue.get(block)
+        if isinstance(item, ControllerLost):
+            return item
+        try:
+            message = decode(_loads(item))
+        except Exception:
+            return LOST
+        if isinstance(message, Command):
+            return message
+        return LOST
+
+    def get_nowait(self) -> Command | ControllerLost:
+        return self.get(block=False)
+
+
+@final
 class Receiver:
-    """Channel callback on execnet's IO thread: decode and enqueue, nothing else."""
+    """Channel callback on execnet's IO thread: enqueue, nothing else."""
 
     def __init__(self, inbox: Inbox) -> None:
         self._inbox = inbox
 
     def __call__(self, data: object) -> None:
-        if data is LOST:
-            self._inbox.put(LOST)
-            return
-        try:
-            message = decode(data)
-        except ProtocolError:
-            self._inbox.put(LOST)
-            return
-        self._inbox.put(message)  # type: ignore[arg-type]
+        self._inbox.put(data)
 
 
 @final
@@ -108,8 +144,12 @@ class Sender:
 
     def send(self, event: Event) -> None:
         # A failed send means the controller is gone; the parent watch or the inbox ends us.
-        with self._lock, contextlib.suppress(Exception):
-            self._channel.send(encode(event))
+        # (try, not contextlib.suppress: no object to allocate for a send from the backstop.)
+        with self._lock:
+            try:  # noqa: SIM105
+                self._channel.send(encode(event))
+            except Exception:
+                pass
 
 
 @final
@@ -135,39 +175,58 @@ class ResultBuffer:
         self._checkpoint = checkpoint
         self._parent_pid = parent_pid
         self._pending: list[TestResult] = []
+        self._sent: list[TestResult] = []
         self._lock = threading.Lock()
         self._last_send = monotonic()
-        self._closed = threading.Event()
+        # Held until close(). The backstop waits on it with a timeout: a lock's acquire
+        # allocates nothing, where Event.wait makes a lock, a bound method and a tuple on
+        # every wake-up, which a test counting ``gc.get_objects()`` would see come and go.
+        self._closed = _thread.allocate_lock()
+        self._closed.acquire()
         self._ended = start_hidden(self._run)
 
     def add(self, result: TestResult) -> None:
         with self._lock:
             self._pending.append(result)
+            self._sent.clear()
         if monotonic() - self._last_send >= _FLUSH_DELAY:
             self.flush()
 
     def flush(self) -> None:
+        self._send(keep=False)
+
+    def _send(self, *, keep: bool) -> None:
+        # The lists are never replaced, only emptied: from the backstop thread, while a test
+        # runs, the results sent stay referenced (``_sent``) until the test thread adds the
+        # next one, so a test counting ``gc.get_objects()`` sees no object come or go.
         with self._lock:
-            batch, self._pending = self._pending, []
+            batch = tuple(self._pending)
+            if keep:
+                self._sent.extend(self._pending)
+            else:
+                self._sent.clear()
+            self._pending.clear()
         if batch:
             if self._checkpoint is not None:
                 self._checkpoint()
             self._last_send = monotonic()
-            self._sender.send(TestsReported(tuple(batch)))
+            self._sender.send(TestsReported(batch))
 
     def close(self) -> None:
-        self._closed.set()
+        with contextlib.suppress(RuntimeError):  # closed already
+            self._closed.release()
         self._ended.wait(1.0)
         self.flush()
 
     def _run(self) -> None:
-        while not self._closed.wait(_BACKSTOP):
+        wait = self._closed.acquire  # bound once: a bound method per wake-up is an object
+        while not wait(*_BACKSTOP_WAIT):
             if self._parent_pid and getppid() != self._parent_pid:
                 # A controller killed outright cannot stop us; never outlive it.
                 _exit(ORPHANED)
             quiet = monotonic() - self._last_send
             if self._pending and quiet >= _BACKSTOP and self._checkpoint is None:
-                self.flush()  # the test thread is inside a long test
+                self._send(keep=True)  # the test thread is inside a long test
             elif quiet >= HEARTBEAT_INTERVAL:
                 self._last_send = monotonic()
                 self._sender.send(AgentAlive())  # prove we are still here

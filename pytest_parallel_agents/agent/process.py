@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import resource
 import shutil
 import sys
@@ -64,7 +63,7 @@ def fork_child_setup(config: pytest.Config, session: pytest.Session) -> Callable
 
 def serve(channel: Channel) -> None:
     """Entry point run by the bootstrap on the agent's gateway."""
-    inbox: Inbox = queue.Queue()
+    inbox = Inbox()
     note_gateway(channel)
     channel.setcallback(Receiver(inbox), endmarker=LOST)
     start = inbox.get()
