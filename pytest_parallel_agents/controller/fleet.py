@@ -8,22 +8,26 @@ the hosts' run directories, removed at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, final
+from typing import Any, Final, TypeVar, cast, final
 
 from pytest_parallel_agents.planning.txspecs import TxSlot, TxSpec, expand, fits
 from pytest_parallel_agents.transport.gateways import Transport
 from pytest_parallel_agents.transport.hosts import Host
 from pytest_parallel_agents.transport.placement import HOST_CWD
-from pytest_parallel_agents.transport.scoreboard import read_crash_log, read_slot
+from pytest_parallel_agents.transport.scoreboard import crash_log_path, read_crash_log, read_slot
 
 # A remote agent's slot is read over the network: at most this often by the watchdog.
 _REMOTE_SLOT_EVERY: Final = 1.0
+_REMOTE_LOG_EVERY: Final = 0.1
+
+_T = TypeVar("_T")
 
 
 class HostUnreachable(Exception):
@@ -73,7 +77,10 @@ class Fleet:
         self._taken: dict[str, TxSlot] = {}  # agent id → its slot
         self._placements: dict[str, Placement] = {}
         self._host_failures: dict[str, int] = {}
-        self._slot_cache: dict[str, tuple[float, tuple[int | None, float]]] = {}
+        # Reads over the hosts' control gateways for the watchdog, off the controller's loop.
+        self._reader: ThreadPoolExecutor | None = None
+        self._reading: dict[tuple[str, str], Future[Any]] = {}
+        self._read_values: dict[tuple[str, str], tuple[float, Any]] = {}
 
     # --- hosts --------------------------------------------------------------------------
 
@@ -124,6 +131,9 @@ class Fleet:
             if not host.cleanup(mine):
                 problems.append(f"could not remove {host.run_dir} on {host.spec.host}")
         self._hosts.clear()
+        if self._reader is not None:
+            self._reader.shutdown(wait=False, cancel_futures=True)
+            self._reader = None
         self._transport.close_controls()
         return problems
 
@@ -172,21 +182,63 @@ class Fleet:
 
     # --- what depends on where the agent is ---------------------------------------------
 
-    def read_slot(
-        self, agent_id: str, status_dir: Path, *, fresh: bool = True
-    ) -> tuple[int | None, float]:
+    def read_slot(self, agent_id: str, status_dir: Path) -> tuple[int | None, float]:
+        """The agent's slot as it is now (for the crash path: over the network, a wait)."""
         placement = self._placements.get(agent_id)
         if placement is None or not placement.remote:
             return read_slot(status_dir, agent_id)
         if placement.control is None:
             return None, 0.0  # a socket gateway: no way to look, the heartbeat must do
+        return placement.control.read_slot(agent_id)
+
+    def watched_slot(self, agent_id: str, status_dir: Path) -> tuple[int | None, float] | None:
+        """The slot for the watchdog, without waiting: a local file is read at once; a remote
+        one comes from the last read over the host's gateway, which runs on a thread of its
+        own at most every ``_REMOTE_SLOT_EVERY`` seconds. None until a first read is in (a
+        slow or dead host stalls nothing but what it knows of its own agents)."""
+        placement = self._placements.get(agent_id)
+        if placement is None or not placement.remote:
+            return read_slot(status_dir, agent_id)
+        control = placement.control
+        if control is None:
+            return None, 0.0
+        return self._background(("slot", agent_id), lambda: control.read_slot(agent_id))
+
+    def crash_log_size(self, agent_id: str, status_dir: Path) -> int | None:
+        """How much the agent's faulthandler wrote so far, without waiting (as
+        ``watched_slot``; while a stuck agent dumps its stacks, every ``_REMOTE_LOG_EVERY``)."""
+        placement = self._placements.get(agent_id)
+        if placement is None or not placement.remote:
+            try:
+                return crash_log_path(status_dir, agent_id).stat().st_size
+            except OSError:
+                return 0
+        control = placement.control
+        if control is None:
+            return 0
+        return self._background(
+            ("log", agent_id),
+            lambda: len(control.read_crash_log(agent_id)),
+            every=_REMOTE_LOG_EVERY,
+        )
+
+    def _background(
+        self, key: tuple[str, str], read: Callable[[], _T], *, every: float = _REMOTE_SLOT_EVERY
+    ) -> _T | None:
+        """The last value ``read`` returned for ``key``; a new read starts on the reader
+        thread once that value is ``every`` seconds old and none is under way."""
         now = time.monotonic()
-        cached = self._slot_cache.get(agent_id)
-        if not fresh and cached is not None and now - cached[0] < _REMOTE_SLOT_EVERY:
-            return cached[1]
-        value = placement.control.read_slot(agent_id)
-        self._slot_cache[agent_id] = (now, value)
-        return value
+        future = self._reading.get(key)
+        if future is not None and future.done():
+            del self._reading[key]
+            with contextlib.suppress(Exception):  # an unreachable host: the heartbeat decides
+                self._read_values[key] = (now, future.result())
+        cached = self._read_values.get(key)
+        if key not in self._reading and (cached is None or now - cached[0] >= every):
+            if self._reader is None:
+                self._reader = ThreadPoolExecutor(4, thread_name_prefix="agents-remote-read")
+            self._reading[key] = self._reader.submit(read)
+        return None if cached is None else cast("_T", cached[1])
 
     def sees_slot(self, agent_id: str) -> bool:
         """Whether the agent's scoreboard slot can be read (not on a socket gateway)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, final
 
@@ -25,8 +26,32 @@ _DUMP_POLL: Final = 0.05
 
 
 @final
+@dataclass
+class _Dumping:
+    """A stuck agent told to write its stacks: killed once the dump is complete."""
+
+    agent: AgentState
+    deadline: float
+    next_poll: float
+    size: int = -1
+
+
+def dump_finished(size: int | None, before: int, *, alive: bool) -> bool:
+    """Whether to stop waiting for a stack dump of ``size`` bytes so far (None: not known
+    yet), ``before`` at the last poll: it stopped growing, or the agent died of the signal
+    (no handler armed yet: SIGUSR1's default ends a process) and writes none."""
+    return (bool(size) and size == before) or not alive
+
+
+@final
 class Watchdog:
-    """Time limits per test (``--agents-timeout``, markers) and heartbeats per agent."""
+    """Time limits per test (``--agents-timeout``, markers) and heartbeats per agent.
+
+    It never waits: ``check`` looks, signals and returns. A stuck agent is sent SIGUSR1
+    (faulthandler dumps its stacks) and killed on a later check, once the dump stopped
+    growing or ``_DUMP_GRACE`` ran out; a remote agent's slot and log come from reads the
+    fleet runs off the loop.
+    """
 
     def __init__(
         self,
@@ -37,6 +62,8 @@ class Watchdog:
         timeout: float | None,
         timeouts: dict[int, float],
         heartbeat: float,
+        clock: Callable[[], float] = time.perf_counter,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._fleet = fleet
         self._transport = transport
@@ -44,15 +71,25 @@ class Watchdog:
         self._timeout = timeout
         self._timeouts = timeouts
         self._heartbeat = heartbeat
-        self._last_watch = 0.0
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._last_watch = -WATCH_INTERVAL
+        self._dumping: list[_Dumping] = []
+
+    @property
+    def dumping(self) -> bool:
+        """Whether a stuck agent is still writing its stacks (to be killed after)."""
+        return bool(self._dumping)
 
     def check(self, agents: Iterable[AgentState]) -> None:
         """Kill agents stuck past a test's time limit, or that stopped answering."""
-        now = time.perf_counter()
+        now = self._clock()
+        if self._dumping:
+            self._advance_dumps(now)
         if now - self._last_watch < WATCH_INTERVAL:
             return
         self._last_watch = now
-        wall = time.time()
+        wall = self._wall_clock()
         for agent in list(agents):
             if agent.finished or agent.stuck is not None:
                 continue
@@ -60,65 +97,63 @@ class Watchdog:
                 # Agents speak (heartbeats) from the moment their session starts: one silent
                 # since its start never received StartSession whole, or hangs before it.
                 if now - agent.last_seen > self._heartbeat:
-                    self._kill(agent, None, f"no message for {self._heartbeat:g} s")
+                    self._kill(agent, None, f"no message for {self._heartbeat:g} s", now)
                 continue
-            running, since = self._fleet.read_slot(agent.record.id, self._status_dir, fresh=False)
+            slot = self._fleet.watched_slot(agent.record.id, self._status_dir)
+            running, since = slot if slot is not None else (None, wall)
             limit = self._timeouts.get(running, self._timeout) if running is not None else None
             if running is not None and limit and wall - since > limit:
-                self._kill(agent, running, f"timeout: still running after {limit:g} s")
+                self._kill(agent, running, f"timeout: still running after {limit:g} s", now)
             elif running is None and now - agent.last_seen > self._heartbeat:
                 # (A running test may hold the GIL in C for long; its time limit governs it.)
-                self._kill(agent, None, f"no message for {self._heartbeat:g} s")
+                self._kill(agent, None, f"no message for {self._heartbeat:g} s", now)
             elif (
-                running is None
+                slot is not None
+                and running is None
                 and (agent.in_flight or agent.shutdown_sent)
                 and not agent.awaiting_return
                 and wall - max(since, agent.last_dispatch) > self._heartbeat
             ):
                 # Between tests with work to do, or told to finish and not finishing.
-                self._kill(agent, None, f"idle for {self._heartbeat:g} s with work left")
+                self._kill(agent, None, f"idle for {self._heartbeat:g} s with work left", now)
 
-    def _kill(self, agent: AgentState, index: int | None, why: str) -> None:
-        """Have the agent write its stacks (faulthandler on SIGUSR1), then kill it."""
+    def _kill(self, agent: AgentState, index: int | None, why: str, now: float) -> None:
+        """Have the agent write its stacks (faulthandler on SIGUSR1); it is killed once the
+        dump is complete (``_advance_dumps``), or at once where it cannot be signalled."""
         agent.stuck = (index, why if index is not None else "")
         if index is None:
             agent.record.exit_detail = f"stopped answering: {why}"
-        agent_id, pid = agent.record.id, agent.record.pid
-        if hasattr(signal, "SIGUSR1") and self._fleet.signal(agent_id, pid, signal.SIGUSR1):
+        if hasattr(signal, "SIGUSR1") and self._fleet.signal(
+            agent.record.id, agent.record.pid, signal.SIGUSR1
+        ):
+            self._dumping.append(_Dumping(agent, now + _DUMP_GRACE, now + _DUMP_POLL))
+        else:
+            self._end(agent)
+
+    def _advance_dumps(self, now: float) -> None:
+        waiting = []
+        for dump in self._dumping:
+            agent = dump.agent
+            if agent.finished:
+                continue  # it ended of itself meanwhile: the crash path has it
+            if now < dump.next_poll:
+                waiting.append(dump)
+                continue
+            dump.next_poll = now + _DUMP_POLL
+            size = self._fleet.crash_log_size(agent.record.id, self._status_dir)
             process = agent.link.process
-            await_dump(
-                lambda: len(self._fleet.read_crash_log(agent_id, self._status_dir)),
-                lambda: process is None or process.poll() is None,
-            )
+            alive = process is None or process.poll() is None
+            if now >= dump.deadline or dump_finished(size, dump.size, alive=alive):
+                self._end(agent)
+            else:
+                dump.size = size if size is not None else dump.size
+                waiting.append(dump)
+        self._dumping = waiting
+
+    def _end(self, agent: AgentState) -> None:
+        agent_id, pid = agent.record.id, agent.record.pid
         if not self._fleet.signal(agent_id, pid, signal.SIGKILL):
             # Nothing to signal (a socket gateway): ending the gateway is all there is.
             if agent.link.process is not None:
                 agent.link.process.kill()
             self._transport.stop(agent_id)
-
-
-def await_dump(
-    dumped: Callable[[], int],
-    alive: Callable[[], bool],
-    *,
-    grace: float = _DUMP_GRACE,
-    poll: float = _DUMP_POLL,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> bool:
-    """Wait until the stack dump stopped growing (True), the agent died, or ``grace`` ran out.
-
-    ``dumped`` is the log's size so far; ``alive`` whether the agent still runs: one that
-    died of the signal (no handler armed yet: SIGUSR1's default ends a process) writes none.
-    """
-    deadline = clock() + grace
-    size = -1
-    while clock() < deadline:
-        sleep(poll)
-        now = dumped()
-        if now and now == size:
-            return True
-        if not alive():
-            return False
-        size = now
-    return False
