@@ -81,6 +81,9 @@ class Fleet:
         self._reader: ThreadPoolExecutor | None = None
         self._reading: dict[tuple[str, str], Future[Any]] = {}
         self._read_values: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._fetches: list[
+            tuple[Future[dict[str, bytes]], str, Callable[[dict[str, bytes], str], None]]
+        ] = []
 
     # --- hosts --------------------------------------------------------------------------
 
@@ -119,6 +122,7 @@ class Fleet:
     def cleanup(self, pids: dict[str, int | None] | None = None) -> list[str]:
         """End this run's agents left on each host, remove every host's run directory; the
         hosts where that failed, one line each."""
+        self.deliver_fetched(wait=True)  # before the hosts' run directories go
         problems = []
         for host in self._hosts.values():
             mine = [
@@ -182,6 +186,11 @@ class Fleet:
 
     # --- what depends on where the agent is ---------------------------------------------
 
+    def _reader_pool(self) -> ThreadPoolExecutor:
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(4, thread_name_prefix="agents-remote-read")
+        return self._reader
+
     def read_slot(self, agent_id: str, status_dir: Path) -> tuple[int | None, float]:
         """The agent's slot as it is now (for the crash path: over the network, a wait)."""
         placement = self._placements.get(agent_id)
@@ -235,9 +244,7 @@ class Fleet:
                 self._read_values[key] = (now, future.result())
         cached = self._read_values.get(key)
         if key not in self._reading and (cached is None or now - cached[0] >= every):
-            if self._reader is None:
-                self._reader = ThreadPoolExecutor(4, thread_name_prefix="agents-remote-read")
-            self._reading[key] = self._reader.submit(read)
+            self._reading[key] = self._reader_pool().submit(read)
         return None if cached is None else cast("_T", cached[1])
 
     def sees_slot(self, agent_id: str) -> bool:
@@ -264,9 +271,29 @@ class Fleet:
             return True
         return placement.control is not None and placement.control.signal(pid, signum)
 
-    def remote_coverage(self, agent_id: str) -> tuple[dict[str, bytes], str]:
-        """A dead remote agent's coverage data files, and its host root (for remapping)."""
+    def fetch_remote_coverage(
+        self, agent_id: str, deliver: Callable[[dict[str, bytes], str], None]
+    ) -> None:
+        """Fetch a dead remote agent's coverage data files on the reader thread; ``deliver``
+        gets them and the host root (for remapping) from ``deliver_fetched``, on the caller's
+        thread. Nothing to fetch for a local agent (its files are here) or a socket one."""
         placement = self._placements.get(agent_id)
         if placement is None or not placement.remote or placement.control is None:
-            return {}, ""
-        return placement.control.coverage_files(agent_id), placement.host_root
+            return
+        future = self._reader_pool().submit(placement.control.coverage_files, agent_id)
+        self._fetches.append((future, placement.host_root, deliver))
+
+    def deliver_fetched(self, *, wait: bool = False) -> None:
+        """Hand over the coverage fetched so far; with ``wait``, all of it (the run's end)."""
+        waiting = []
+        for future, root, deliver in self._fetches:
+            if not (wait or future.done()):
+                waiting.append((future, root, deliver))
+                continue
+            try:
+                files = future.result()
+            except Exception:  # the host went away with it: that coverage is lost
+                continue
+            if files:
+                deliver(files, root)
+        self._fetches = waiting

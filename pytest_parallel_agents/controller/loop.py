@@ -24,6 +24,7 @@ from pytest_parallel_agents.controller.policy import Decision, Dispatcher, Send,
 from pytest_parallel_agents.controller.pools import AgentState, PoolState, SuiteWork
 from pytest_parallel_agents.controller.recovery import CoverageSink, Recovery
 from pytest_parallel_agents.controller.replay import Ledger, Replayer
+from pytest_parallel_agents.controller.reporter import Reporter
 from pytest_parallel_agents.controller.runstate import AgentRecord, RunState
 from pytest_parallel_agents.controller.watchdog import WATCH_INTERVAL, Watchdog
 from pytest_parallel_agents.planning.sizing import Plan, SuitePlan
@@ -139,7 +140,7 @@ class Controller:
         self._args = tuple(config.invocation_params.args) + _seeds(config)
         self._total_agents = run.plan.peak_agents if run.plan else 1
         self._forward_output = config.getoption("capture") == "no"
-        self._terminal = config.pluginmanager.get_plugin("terminalreporter")
+        self._reporter = Reporter(config)
         self._watchdog = Watchdog(
             self._fleet,
             self._transport,
@@ -216,10 +217,10 @@ class Controller:
                 try:
                     agent_id, event = self._transport.events.get(timeout=WATCH_INTERVAL)
                 except queue.Empty:
-                    self._watchdog.check(self._agents.values())
+                    self._watch()
                     continue
                 self._handle(agent_id, event)
-                self._watchdog.check(self._agents.values())
+                self._watch()
                 if self.stopping or self._should_stop():
                     pending.clear()
                 self._start_ready(pending, plan.budget)
@@ -239,7 +240,13 @@ class Controller:
                 gc.unfreeze()
                 pids = {a.record.id: a.record.pid for a in self._agents.values()}
                 for problem in self._fleet.cleanup(pids):
-                    self._warn(problem)
+                    self._reporter.warn(problem)
+
+    def _watch(self) -> None:
+        """Between events: the watchdog's look at the agents, what reads off the loop
+        brought in."""
+        self._watchdog.check(self._agents.values())
+        self._fleet.deliver_fetched()
 
     def _interrupt_agents(self, exc: KeyboardInterrupt) -> None:
         """Ctrl-C: interrupt every local agent's test at once, as the terminal interrupts a
@@ -389,7 +396,9 @@ class Controller:
                 agent.ready = True
                 agent.host_root = host_root
                 if missing:
-                    self._warn(f"{agent_id} on {agent.record.host}: {reason.splitlines()[0]}")
+                    self._reporter.warn(
+                        f"{agent_id} on {agent.record.host}: {reason.splitlines()[0]}"
+                    )
                 for index in missing:
                     if self._ledger.record(index):
                         self._replayer.failure(self._items[index], reason, agent_id)
@@ -403,7 +412,7 @@ class Controller:
             case TestsReturned(units=units):
                 self._tests_returned(agent, units)
             case OutputForwarded(text=text):
-                self._forward(agent_id, text)
+                self._reporter.forward(agent_id, text)
             case AgentFinished(
                 peak_rss_kb=peak,
                 warnings=session_warnings,
@@ -481,8 +490,7 @@ class Controller:
             # recovery put it in the report of the test that died).
             written = take_stderr(self._status_dir, agent.record.id)
             if written:
-                sys.stderr.write(written)
-                sys.stderr.flush()
+                self._reporter.agent_stderr(written)
         self._fleet.release(agent.record.id, crashed=agent.record.crashed)
         self._config.hook.pytest_agents_agent_finished(config=self._config, agent=agent.record)
         pool = self._pools[agent.suite]
@@ -512,20 +520,6 @@ class Controller:
 
     def _should_stop(self) -> bool:
         return bool(self._session.shouldfail or self._session.shouldstop)
-
-    def _warn(self, text: str) -> None:
-        line = f"WARNING: pytest-parallel-agents: {text}"
-        if self._terminal is not None:
-            self._terminal.write_line(line, yellow=True)
-        else:
-            print(line)
-
-    def _forward(self, agent_id: str, text: str) -> None:
-        line = f"[{agent_id}] {text.rstrip(chr(10))}"
-        if self._terminal is not None:
-            self._terminal.write_line(line)
-        else:
-            print(line)
 
     def _report_lost(self) -> None:
         for index in self._ledger.unreported():

@@ -136,10 +136,12 @@ class Recovery:
         if not why and timed_out_by_plugin(stderr):
             why = "Timeout: pytest-timeout ended the agent"
         if self._coverage_sink is not None:
-            # What a dead remote agent measured is still on its host, up to its last result.
-            files, root = self._fleet.remote_coverage(record.id)
-            if files:
-                self._coverage_sink(record.id, files, agent.host_root or root)
+            # What a dead remote agent measured is still on its host, up to its last result:
+            # fetched off the loop, delivered by the time the run ends.
+            sink, host_root, agent_id = self._coverage_sink, agent.host_root, record.id
+            self._fleet.fetch_remote_coverage(
+                agent_id, lambda files, root: sink(agent_id, files, host_root or root)
+            )
         sent = list(agent.in_flight)
         agent.in_flight.clear()
         if running is None and sent and not self._fleet.sees_slot(record.id):
