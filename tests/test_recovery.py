@@ -7,9 +7,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_parallel_agents.controller.loop import _rerunfailures_reruns
-from pytest_parallel_agents.controller.recovery import CrashVerdict, after_crash
+from pytest_parallel_agents.controller.recovery import (
+    CrashVerdict,
+    PoolVerdict,
+    after_agent_lost,
+    after_crash,
+)
 
 
 def actions(crashes: int, **kwargs: Any) -> list[str]:
@@ -101,3 +108,73 @@ def test_a_count_that_raises_means_no_reruns(tmp_path: Path) -> None:
 
     plugin = SimpleNamespace(get_reruns_count=broken)
     assert _rerunfailures_reruns(_config(plugin, tmp_path), _item(tmp_path)) == 0
+
+
+# --- what becomes of a pool that lost an agent (after_agent_lost) -------------------------
+
+_HEALTHY: dict[str, Any] = {
+    "work_left": True,
+    "fruitless": 0,
+    "others": 3,
+    "degraded": False,
+    "serving": True,
+    "crashed": 1,
+    "size": 4,
+    "restarts": 0,
+    "max_restarts": 10,
+}
+
+
+def _lost(**changes: Any) -> PoolVerdict:
+    return after_agent_lost(**{**_HEALTHY, **changes})
+
+
+def test_a_lost_agent_is_replaced() -> None:
+    assert _lost() == PoolVerdict(False, "replace")
+
+
+def test_nothing_follows_when_no_work_is_left() -> None:
+    assert _lost(work_left=False, crashed=4, fruitless=5) == PoolVerdict(False, "nothing")
+
+
+def test_losing_over_half_the_agents_degrades_and_replaces() -> None:
+    assert _lost(crashed=2) == PoolVerdict(False, "replace")  # half is not over half
+    assert _lost(crashed=3) == PoolVerdict(True, "replace")
+
+
+def test_the_restart_budget_spent_degrades() -> None:
+    assert _lost(restarts=10) == PoolVerdict(True, "replace")
+
+
+def test_a_degraded_suite_keeps_its_one_agent_or_replaces_it() -> None:
+    assert _lost(degraded=True, crashed=4) == PoolVerdict(False, "carry_on")
+    assert _lost(degraded=True, serving=False, others=0) == PoolVerdict(False, "replace")
+
+
+def test_agents_dying_before_any_test_stop_the_replacements() -> None:
+    assert _lost(fruitless=2) == PoolVerdict(False, "replace")
+    assert _lost(fruitless=3) == PoolVerdict(False, "spread")
+    assert _lost(fruitless=3, others=0) == PoolVerdict(False, "give_up")
+
+
+@given(
+    work_left=st.booleans(),
+    fruitless=st.integers(0, 6),
+    others=st.integers(0, 8),
+    degraded=st.booleans(),
+    serving=st.booleans(),
+    crashed=st.integers(0, 16),
+    size=st.integers(1, 8),
+    restarts=st.integers(0, 12),
+    max_restarts=st.integers(0, 12),
+)
+def test_after_agent_lost_never_drops_work(**state: Any) -> None:
+    verdict = after_agent_lost(**state)
+    # Work left is run (by a replacement, the others, or the degraded agent) or reported.
+    assert (verdict.then == "nothing") is (not state["work_left"])
+    # A degraded suite is not degraded again; degrading always comes with a replacement
+    # (the suite's agents were told to finish).
+    assert not (verdict.degrade and state["degraded"])
+    assert not verdict.degrade or verdict.then == "replace"
+    # Giving up only when nobody is left to run it.
+    assert verdict.then != "give_up" or state["others"] == 0

@@ -24,6 +24,7 @@ from pytest_parallel_agents.controller.fleet import Fleet
 from pytest_parallel_agents.controller.pools import AgentState, PoolState
 from pytest_parallel_agents.controller.replay import Ledger, Replayer
 from pytest_parallel_agents.controller.runstate import AgentRecord, RunState
+from pytest_parallel_agents.transport.protocol import assert_never
 from pytest_parallel_agents.transport.scoreboard import (
     crash_summary,
     take_stderr,
@@ -67,6 +68,49 @@ def after_crash(
         return CrashVerdict("rerun" if again else "fail", counts_against_suite=crashes == 1)
     again = crashes <= max_retries and not stopping
     return CrashVerdict("retry" if again else "fail", counts_against_suite=True)
+
+
+@final
+@dataclass(frozen=True)
+class PoolVerdict:
+    """What becomes of a suite's pool once one of its agents died."""
+
+    # Whether the suite degrades now: its agents are told to finish, one agent runs the rest.
+    degrade: bool
+    # "nothing": no work left; "spread": no replacement (agents keep dying before running a
+    # test), the others carry on and may take the retries; "give_up": no agent is left to
+    # run what remains, which is reported; "carry_on": the degraded suite's one agent goes
+    # on; "replace": start an agent in its place.
+    then: Literal["nothing", "spread", "give_up", "carry_on", "replace"]
+
+
+def after_agent_lost(
+    *,
+    work_left: bool,
+    fruitless: int,
+    others: int,
+    degraded: bool,
+    serving: bool,
+    crashed: int,
+    size: int,
+    restarts: int,
+    max_restarts: int,
+) -> PoolVerdict:
+    """The policy for a pool that just lost an agent (SPEC §5).
+
+    ``fruitless``: agents that died in a row before running a test; ``others``: the pool's
+    agents still there; ``serving``: one of them was not told to finish (the degraded
+    suite's agent); ``crashed``: agents the pool lost, of ``size``; ``restarts``: agents
+    the run replaced so far, of ``max_restarts``.
+    """
+    if not work_left:
+        return PoolVerdict(False, "nothing")
+    if fruitless >= _FRUITLESS_CRASHES:
+        return PoolVerdict(False, "spread" if others else "give_up")
+    if degraded and serving:
+        return PoolVerdict(False, "carry_on")
+    degrade = not degraded and (crashed > size / 2 or restarts >= max_restarts)
+    return PoolVerdict(degrade, "replace")
 
 
 class Pools(Protocol):
@@ -167,27 +211,36 @@ class Recovery:
         if not why and counts:
             pool.crashed += 1  # a test past its time limit says nothing of the suite's health
         pool.fruitless = 0 if victim is not None else pool.fruitless + 1
-        if pool.queue.empty and not pool.retries:
-            return
-        if pool.fruitless >= _FRUITLESS_CRASHES:
-            if pool.agents:
+        verdict = after_agent_lost(
+            work_left=not pool.queue.empty or bool(pool.retries),
+            fruitless=pool.fruitless,
+            others=len(pool.agents),
+            degraded=pool.degraded,
+            serving=any(not self._pools.agent(a).shutdown_sent for a in pool.agents),
+            crashed=pool.crashed,
+            size=pool.size,
+            restarts=self._run.restarts,
+            max_restarts=self._max_restarts,
+        )
+        if verdict.degrade:
+            self._degrade(pool, f"{pool.crashed} of its agents died")
+        match verdict.then:
+            case "nothing" | "carry_on":
+                pass
+            case "spread":
                 # Its other agents carry on without replacements (a host dropped, say); the
                 # tests waiting for a fresh agent may run on any of them now.
                 pool.retries = deque((index, -math.inf) for index, _ in pool.retries)
                 for other in list(pool.agents):
                     self._pools.dispatch(self._pools.agent(other))
-                return
-            self.give_up(pool, f"{pool.fruitless} agents died in a row before running a test")
-            return
-        if not pool.degraded and (
-            pool.crashed > pool.size / 2 or self._run.restarts >= self._max_restarts
-        ):
-            self._degrade(pool, f"{pool.crashed} of its agents died")
-        if pool.degraded and any(not self._pools.agent(a).shutdown_sent for a in pool.agents):
-            return  # the suite's single remaining agent carries on
-        self._run.restarts += 1
-        if not self._pools.replace(pool) and not pool.agents:
-            self.give_up(pool, "no agent could be started to run it")
+            case "give_up":
+                self.give_up(pool, f"{pool.fruitless} agents died in a row before running a test")
+            case "replace":
+                self._run.restarts += 1
+                if not self._pools.replace(pool) and not pool.agents:
+                    self.give_up(pool, "no agent could be started to run it")
+            case _:
+                assert_never(verdict.then)
 
     def give_up(self, pool: PoolState, why: str) -> None:
         """No agent is left for this suite: report what remains as failed, never drop it."""
