@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -710,3 +711,260 @@ def test_in_order_a_dry_agent_steals_only_what_lies_after_its_last() -> None:
     assert stolen and stolen[0] not in mine
     rest = queue.take("a", 8)
     assert all(t > max(mine) for t in rest)
+
+
+# -- the tail: batch sizes and what a dispatch costs -----------------------------------
+
+
+def quick(count: int) -> list[WorkUnit]:
+    """Trivial tests with a previous run's figures: tens of microseconds, 100 a module."""
+    return [WorkUnit((i,), 1e-5 * (1 + i * 7 % 5), f"m{i // 100}") for i in range(count)]
+
+
+def test_in_order_quick_tests_with_durations_are_shared_not_planned() -> None:
+    queue = SuiteQueue(quick(2_000), ["a", "b", "c", "d"], durations_known=True)
+    assert [queue.pending(a) for a in "abcd"] == [0, 0, 0, 0]
+    # So an agent faster than the others goes on through the collection with them.
+    assert queue.take("a", 10) == list(range(10))
+    assert queue.take("b", 10) == list(range(10, 20))
+    assert queue.take("a", 10) == list(range(20, 30))
+
+
+def test_in_order_a_long_test_is_planned_and_its_agent_goes_straight_to_it() -> None:
+    units = [WorkUnit((i,), 10.0 if i == 50 else 0.01) for i in range(100)]
+    queue = SuiteQueue(units, ["a", "b"], durations_known=True)
+    assert queue.pending("a") == 1 and queue.pending("b") == 0
+    # a's own work (10 s) is more than an even share of what is pending (11 s / 2): it runs
+    # its long test first, and b, still behind it, runs the quick ones before it.
+    first = queue.take("a", 5)
+    assert first == [50, 51, 52, 53, 54]
+    assert queue.take("b", 50) == list(range(50))
+    assert not queue.exhausted_for("b")
+    assert queue.take("b", 100) == list(range(55, 100))
+
+
+def test_in_order_an_agent_passes_shared_units_only_while_another_is_behind_them() -> None:
+    units = [WorkUnit((i,), 10.0 if i == 5 else 0.01) for i in range(10)]
+    queue = SuiteQueue(units, ["a", "b"], durations_known=True)
+    assert queue.take("b", 1) == [0]
+    # b is behind 1..4, so a may pass them; they stay for b.
+    assert queue.take("a", 1) == [5]
+    assert queue.take("b", 10) == [1, 2, 3, 4, 6, 7, 8, 9]
+    alone = SuiteQueue(units, ["a"], durations_known=True)
+    assert alone.take("a", 1) == [0]  # nobody else would take what it passed
+
+
+def test_longest_first_a_follower_behind_a_quick_test_gets_a_full_batch() -> None:
+    # a ran its share and holds its last (quick) test: each time it asks, the steal hands it
+    # a window, not one unit per round trip.
+    queue = SuiteQueue(quick(20_000), ["a", "b", "c", "d"], durations_known=True, in_order=False)
+    queue.take("a", 20_000, steal=False)
+    steals = 0
+    while not queue.empty:
+        own, busiest = queue.pending("a"), max(queue.pending(x) for x in "bcd")
+        size = len(queue.top_up("a", held=1, want=99))
+        if own:  # the rest of what it stole
+            assert size == min(99, own)
+        else:  # a steal: a window, or half of the busiest share when that is less
+            assert size == min(99, (busiest + 1) // 2)
+            steals += 1
+    assert steals >= 10
+
+
+def test_longest_first_a_follower_behind_a_long_test_is_one_short_unit() -> None:
+    units = [*quick(400), WorkUnit((400,), 5.0, "long")]
+    queue = SuiteQueue(units, ["a", "b", "c", "d"], durations_known=True, in_order=False)
+    assert queue.pending("a") == 1  # LPT: the long test alone
+    batch = queue.top_up("a", held=0, want=50)
+    assert batch[0] == 400 and len(batch) == 2
+    # Behind the quick test it then holds, the next steal is a batch again.
+    assert len(queue.top_up("a", held=1, want=50)) == 50
+
+
+def test_longest_first_a_thief_goes_back_into_a_module_it_left_rather_than_take_a_unit() -> None:
+    # a runs 0..25: m0, then m1 (where it is now), so m0 is a module it left. b's pending:
+    # 25 units in m0, one in m2. Keeping out of m0 would hand a one unit per round trip; it
+    # takes a half of b's work instead.
+    units = [WorkUnit((i,), 1.0, "m0") for i in range(25)]
+    units += [WorkUnit((25,), 1.0, "m1")]
+    units += [WorkUnit((i,), 1.0, "m0") for i in range(26, 51)]
+    units += [WorkUnit((51,), 1.0, "m2")]
+    queue = SuiteQueue(units, ["a", "b"], durations_known=False, in_order=False)
+    assert queue.pending("a") == 26
+    assert queue.take("a", 26) == list(range(26))
+    assert queue.take("a", 20) == list(range(39, 52))  # the later half of b's, m0 included
+    assert queue.pending("b") == 13
+    # When what lies outside the modules it left fills the window, it keeps out of them.
+    kept_out = SuiteQueue(units, ["a", "b"], durations_known=False, in_order=False)
+    kept_out.take("a", 26)
+    assert kept_out.take("a", 1) == [51]
+    assert kept_out.pending("b") == 25
+
+
+class _Counting(list[WorkUnit | int]):
+    """A list that counts the elements its deletions and insertions shift, and its reads."""
+
+    work = 0
+
+    def __delitem__(self, index: Any) -> None:
+        size = len(self)
+        if isinstance(index, slice):
+            start, stop, _ = index.indices(size)
+            _Counting.work += size - stop if stop > start else 0
+        else:
+            _Counting.work += size - 1 - index % size
+        super().__delitem__(index)
+
+    def insert(self, index: Any, value: Any) -> None:
+        _Counting.work += len(self) - min(max(index, 0), len(self))
+        super().insert(index, value)
+
+    def pop(self, index: Any = -1) -> Any:
+        _Counting.work += len(self) - 1 - index % len(self)
+        return super().pop(index)
+
+    def __iter__(self) -> Any:
+        _Counting.work += len(self)
+        return super().__iter__()
+
+
+def _uncounted(read: Callable[[str], int], name: str) -> int:
+    work = _Counting.work
+    try:
+        return read(name)
+    finally:
+        _Counting.work = work
+
+
+def _dispatch_work(count: int, *, known: bool, in_order: bool) -> tuple[int, int, int]:
+    """Over a run of ``count`` quick tests where one agent of four asks four times as often
+    as the others, each holding one test and asking for 63: (most elements one top_up
+    shifted or read in the queue's lists beyond the tests it moved, that is handed out or
+    stole into the asking agent's own units; those elements over the whole run; top_ups)."""
+    names = ["a", "b", "c", "d"]
+    queue = SuiteQueue(quick(count), names, durations_known=known, in_order=in_order)
+    queue._ordered = _Counting(queue._ordered)  # type: ignore[assignment]
+    queue._keys = _Counting(queue._keys)  # type: ignore[assignment]
+    for name in names:
+        queue._own[name] = _Counting(queue._own[name])  # type: ignore[assignment]
+    _Counting.work = 0
+    excess = dispatches = 0
+    while not queue.empty:
+        for name in ["a", "a", "a", *names]:
+            own = _uncounted(queue.pending, name)
+            before = _Counting.work
+            handed = len(queue.top_up(name, held=1, want=63))
+            work = _Counting.work - before
+            moved = handed + max(0, _uncounted(queue.pending, name) + handed - own)
+            excess = max(excess, work - moved)
+            dispatches += 1
+    return excess, _Counting.work, dispatches
+
+
+@pytest.mark.parametrize(("known", "in_order"), list(itertools.product([False, True], repeat=2)))
+def test_what_a_dispatch_costs_does_not_grow_with_what_is_pending(
+    known: bool, in_order: bool
+) -> None:
+    for count in (2_000, 20_000):
+        excess, work, dispatches = _dispatch_work(count, known=known, in_order=in_order)
+        # Nearly every dispatch is a full window: no tail of one test per round trip.
+        assert dispatches <= count // 63 + 32
+        if in_order:
+            # Agents take off the end of the shared stack: nothing behind them is shifted.
+            assert (excess, work) == (0, 0)
+        else:
+            # A take pops off the agent's own stack; a steal shifts the rest of the
+            # victim's stack once, no more than the half it moves (a C memmove): no
+            # dispatch costs more than it moves, and over a run each test is shifted
+            # about once at most, whatever is pending.
+            assert excess <= 1
+            assert work <= count
+
+
+@st.composite
+def _run_script(draw: st.DrawFn) -> tuple[list[WorkUnit], int, list[tuple[int, int, int]]]:
+    """Units of random durations (many quick, some long, some grouped), agents, and a script
+    of (agent, tests it finishes, event) steps: 0 ran, 1 crashed (its held tests requeued),
+    2 gave back what waits behind its next test."""
+    seconds = draw(
+        st.lists(st.one_of(st.floats(0, 1e-3), st.floats(0.5, 30.0)), min_size=1, max_size=60)
+    )
+    indices = list(range(len(seconds)))
+    units, start = [], 0
+    sizes = draw(st.lists(st.integers(1, 3), min_size=len(seconds), max_size=len(seconds)))
+    while start < len(indices):
+        size = sizes[start]
+        chunk = tuple(indices[start : start + size])
+        units.append(WorkUnit(chunk, sum(seconds[start : start + size]), f"m{start // 10}"))
+        start += size
+    agents = draw(st.integers(1, 5))
+    script = draw(
+        st.lists(
+            st.tuples(st.integers(0, 9), st.integers(1, 4), st.sampled_from([0] * 8 + [1, 2])),
+            min_size=1,
+            max_size=12,
+        )
+    )
+    return units, agents, script
+
+
+@settings(max_examples=300, deadline=None)
+@given(run=_run_script(), window=st.integers(2, 12))
+def test_topped_up_like_the_controller_every_agent_runs_a_subsequence_once(
+    run: tuple[list[WorkUnit], int, list[tuple[int, int, int]]], window: int
+) -> None:
+    """Driven as the controller drives it (``hold_limit``, ``refill``, ``top_up``, fresh agents
+    once nobody may take what is left), with random durations, agents finishing tests at
+    random, crashes and tests given back: each agent is handed units in collection order,
+    and every test is run exactly once."""
+    units, count, script = run
+    names = [f"agent{n}" for n in range(count)]
+    queue = SuiteQueue(units, names, durations_known=True)
+    held: dict[str, list[int]] = {name: [] for name in names}
+    handed: dict[str, list[int]] = {name: [] for name in names}
+    ran: list[int] = []
+    crashed: set[int] = set()
+    fresh = itertools.count()
+    for step in itertools.count():
+        if queue.empty and not any(held.values()):
+            break
+        assert step < 10_000
+        pick, finishes, event = script[step % len(script)]
+        live = list(held)
+        name = live[(pick + step) % len(live)]
+        if not held[name]:
+            # An agent with nothing it may take has been told to finish: ask another.
+            able = [a for a in live if not queue.exhausted_for(a)] if not queue.empty else []
+            holding = [a for a in live if held[a]]
+            if able:
+                name = able[0]
+            elif holding:
+                name = holding[0]
+            else:
+                # What nobody may take waits for a fresh agent, as the controller starts.
+                queue.add_agent(name := f"fresh{next(fresh)}")
+                held[name], handed[name] = [], []
+        mine = held[name]
+        if event == 1 and mine and not crashed.intersection(mine):
+            crashed.update(mine)
+            queue.requeue(mine)  # a crash: what it held comes back, test by test
+            del held[name]
+            queue.add_agent(replacement := f"fresh{next(fresh)}")
+            held[replacement], handed[replacement] = [], []
+            continue
+        if event == 2 and len(mine) > 2:
+            back = [u for u in queue.whole_units(mine[2:]) if not crashed.intersection(u)]
+            returned = {test for unit in back for test in unit}
+            mine[:] = [test for test in mine if test not in returned]
+            queue.give_back(back)
+        ran.extend(mine[:finishes])
+        del mine[:finishes]
+        limit = hold_limit(window, queue.total_pending, len(held))
+        batch = queue.top_up(name, len(mine), refill(len(mine), limit))
+        mine.extend(batch)
+        handed[name].extend(batch)
+    assert sorted(ran) == sorted(test for unit in units for test in unit.tests)
+    starts = {unit.tests[0] for unit in units} | crashed
+    for name, tests in handed.items():
+        positions = [test for test in tests if test in starts]
+        assert positions == sorted(positions), name

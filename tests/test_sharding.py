@@ -1,4 +1,5 @@
-"""CI shards: parsing, CI variables, and a split that is exact, balanced and order-free."""
+"""CI shards: parsing, CI variables, and a split that is exact, balanced and order-free;
+the one LPT that the split and the suite queue share."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_parallel_agents.planning.lpt import lpt
 from pytest_parallel_agents.planning.sharding import (
     Shard,
     ShardError,
@@ -94,3 +96,12 @@ def test_split_of_many_equal_tests_is_even() -> None:
     weights = {f"t{i}": 1.0 for i in range(300)}
     loads = shard_loads(split(weights, 3), weights)
     assert loads == [100.0, 100.0, 100.0]
+
+
+def test_lpt_heaviest_first_to_the_least_loaded_bin_ties_in_input_order() -> None:
+    weights = {"a": 1.0, "b": 5.0, "c": 3.0, "d": 3.0, "e": 1.0}
+    # b, then c and d (in input order) to the two other bins, then a and e to the lightest.
+    assert lpt(list(weights), weights.__getitem__, 3) == [["b"], ["c", "a"], ["d", "e"]]
+    assert lpt([], weights.__getitem__, 2) == [[], []]
+    with pytest.raises(ValueError, match="count must be >= 1"):
+        lpt(list(weights), weights.__getitem__, 0)

@@ -6,9 +6,11 @@ import bisect
 import itertools
 import math
 from collections import deque
-from collections.abc import Callable, Mapping, MutableSequence, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, final
+
+from pytest_parallel_agents.planning.lpt import lpt
 
 __all__ = [
     "MAX_WINDOW",
@@ -33,6 +35,15 @@ _WINDOW_SECONDS: Final = 0.25
 # for a test or two that wait costs more than it saves (the sleep suite); a window of a slow
 # module met without durations is worth it (benchmarks/bounds.py simulates both).
 MIN_RECLAIM: Final = 3
+# In collection order with known durations, a unit predicted at least this share of an
+# agent's even share of the suite is planned (LPT); quicker ones go as the agents go. The
+# sleep suite then simulates at 1.03x its lower bound on 2, 4 and 8 agents (everything
+# planned: 1.00, 1.05, 1.03x; ``benchmarks/bounds.py``), and a suite of many quick tests is
+# all shared out (``benchmarks/tail.py``).
+_PLANNED_SHARE: Final = 0.01
+# A follower behind a test predicted this long is one short unit, not a half (``_steal``):
+# behind a quicker test the units stolen wait no longer than a window would.
+_LONG_HELD: Final = _WINDOW_SECONDS
 
 
 @final
@@ -109,11 +120,19 @@ def _first(unit: WorkUnit) -> int:
     return unit.tests[0]
 
 
-def _fill(batch: list[int], units: MutableSequence[WorkUnit], max_tests: int) -> None:
-    """Move whole units from the head of ``units`` into ``batch``; the first always fits."""
-    while units and (not batch or len(batch) + len(units[0].tests) <= max_tests):
-        batch.extend(units[0].tests)
-        del units[0]
+def _after(unit: WorkUnit) -> int:
+    # The key of a stack in collection order (the latest unit first): ascending, for bisect.
+    return -unit.tests[0]
+
+
+def _predicted(unit: WorkUnit) -> float:
+    return unit.predicted
+
+
+def _fill_front(batch: list[int], front: deque[WorkUnit], max_tests: int) -> None:
+    """Move whole units from the head of ``front`` into ``batch``; the first always fits."""
+    while front and (not batch or len(batch) + len(front[0].tests) <= max_tests):
+        batch.extend(front.popleft().tests)
 
 
 def longest_first(units: Sequence[WorkUnit]) -> Callable[[WorkUnit], tuple[Any, ...]]:
@@ -146,16 +165,28 @@ def longest_first(units: Sequence[WorkUnit]) -> Callable[[WorkUnit], tuple[Any, 
     return key
 
 
-def _lpt(units: Sequence[WorkUnit], agents: Sequence[str]) -> dict[str, list[WorkUnit]]:
-    """Longest processing time first: each unit to the least loaded agent so far."""
-    assigned: dict[str, list[WorkUnit]] = {agent: [] for agent in agents}
-    loads = dict.fromkeys(agents, 0.0)
-    for unit in sorted(units, key=lambda u: -u.predicted):
-        # min() returns the first minimum, so ties go to the earlier agent.
-        agent = min(agents, key=loads.__getitem__)
-        assigned[agent].append(unit)
-        loads[agent] += unit.predicted
-    return assigned
+def _plan_in_order(
+    units: Sequence[WorkUnit], agents: Sequence[str]
+) -> tuple[dict[str, list[WorkUnit]], list[WorkUnit]]:
+    """With known durations in collection order: the units to plan, by LPT, and the rest.
+
+    Only a unit long against an even share (``_PLANNED_SHARE`` of it) is planned; the rest
+    is shared out as the agents go, window by window. Planned shares of many quick tests
+    would spread each agent over the whole collection, so an agent faster than predicted
+    (agents share cores, and the figures of trivial tests are noise) would finish its share
+    with the others' units still pending behind it, where it may not go; what is shared as
+    the agents go cannot be unbalanced by a wrong prediction. A long unit is what sharing
+    cannot balance (the agent that meets it late ends late): LPT spreads those over the
+    agents, and an agent with its even share of work ahead in them goes straight on to them
+    (``SuiteQueue._may_pass``). There are at most ``len(agents) / _PLANNED_SHARE`` of them,
+    whatever the size of the suite.
+    """
+    total = sum(unit.predicted for unit in units)
+    least = _PLANNED_SHARE * total / len(agents)
+    planned = [unit for unit in units if unit.predicted > 0 and unit.predicted >= least]
+    chosen = set(map(id, planned))
+    shares = lpt(planned, _predicted, len(agents))
+    return dict(zip(agents, shares, strict=True)), [u for u in units if id(u) not in chosen]
 
 
 def _chunks(units: Sequence[WorkUnit], agents: Sequence[str]) -> dict[str, list[WorkUnit]]:
@@ -177,6 +208,38 @@ def _chunks(units: Sequence[WorkUnit], agents: Sequence[str]) -> dict[str, list[
 
 
 @final
+class _Tally:
+    """What an agent's own pending units come to, in all and per scope: what a thief that
+    must not re-enter some scopes could take from it is known without reading the units."""
+
+    __slots__ = ("count", "scopes", "weight")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.weight = 0.0
+        self.scopes: dict[str, tuple[int, float]] = {}
+
+    def add(self, unit: WorkUnit, weight: float, sign: int) -> None:
+        count, seconds = self.scopes.get(unit.scope, (0, 0.0))
+        count += sign
+        if count:
+            self.scopes[unit.scope] = (count, seconds + sign * weight)
+        else:
+            self.scopes.pop(unit.scope, None)  # and with it any rounding left over
+        self.count += sign
+        self.weight = self.weight + sign * weight if self.count else 0.0
+
+    def avoiding(self, scopes: set[str]) -> tuple[int, float]:
+        """Units and weight outside ``scopes``; costs the smaller of the two sets of scopes."""
+        count, weight = self.count, self.weight
+        for scope in scopes if len(scopes) < len(self.scopes) else self.scopes:
+            if scope in scopes and (entry := self.scopes.get(scope)) is not None:
+                count -= entry[0]
+                weight -= entry[1]
+        return count, weight
+
+
+@final
 class SuiteQueue:
     """Pending tests of one suite, per agent, plus a shared front queue for retries.
 
@@ -185,14 +248,20 @@ class SuiteQueue:
     on what ran before a test in the same process. The pending units are one list in
     collection order; an agent takes the earliest units that come after the last one it
     took, so agents share the suite as it goes, window by window, and nobody runs anything
-    that lies before what it already ran. A unit no running agent may take any more (tests
-    of a crashed agent) waits for a fresh agent.
+    that lies before what it already ran. With known durations the units long against an
+    agent's even share are planned (LPT: ``_plan_in_order``), each agent taking its own as it
+    comes to them. A unit no running agent may take any more (tests of a crashed agent)
+    waits for a fresh agent.
 
     Otherwise (``--agents-order longest-first``, for suites known to be order-independent)
     each agent keeps its own pending units module by module (contiguous chunks in collection
     order, or with known durations LPT shares run longest first: ``longest_first``), so
     module and class fixtures are set up once per agent; an agent that runs dry steals the
     tail half of the busiest agent's pending units, backwards too.
+
+    Every pending list is a stack, its next unit last: what an agent takes comes off the
+    end, so a dispatch costs what it hands out, not what is pending. (In collection order
+    the agents work at the same place, near the end of the shared stack.)
     """
 
     def __init__(
@@ -212,9 +281,10 @@ class SuiteQueue:
             seen.update(unit.tests)
         self._durations_known = durations_known
         self._in_order = in_order
-        # In order: every pending unit, sorted by its first test, and those first tests.
+        # In order: every shared pending unit, the latest first test first, and the negated
+        # first tests (ascending, for bisect).
         self._ordered: list[WorkUnit] = []
-        self._firsts: list[int] = []
+        self._keys: list[int] = []
         self._count = len(seen)  # tests pending anywhere, kept up to date (asked per dispatch)
         self._front: deque[WorkUnit] = deque()
         # Highest test index handed to each agent, to steal forward first; the scopes it
@@ -222,6 +292,8 @@ class SuiteQueue:
         self._last: dict[str, int] = {}
         self._visited: dict[str, set[str]] = {}
         self._current: dict[str, str] = {}
+        # Predicted seconds of the test each agent got last: the one it holds when it holds one.
+        self._held: dict[str, float] = {}
         # Each test's unit as planned: its scope, its share of the prediction, the group.
         self._unit_of = {test: unit for unit in units for test in unit.tests}
         # Without durations each agent's share runs in collection order; with them, longest
@@ -230,23 +302,36 @@ class SuiteQueue:
             longest_first(units) if durations_known and not in_order else _first
         )
         self._own: dict[str, list[WorkUnit]]
+        shared: Sequence[WorkUnit] = ()
         if in_order and durations_known and agents:
-            # Balanced by prediction (LPT), each share then run in collection order.
-            self._own = _lpt(units, agents)
+            self._own, shared = _plan_in_order(units, agents)
         elif in_order:
             self._own = {agent: [] for agent in agents}
-            self._ordered = sorted(units, key=_first)
-            self._firsts = [_first(unit) for unit in self._ordered]
+            shared = units
         elif not agents:
             # Nobody to assign to yet: whoever is added later takes from the front.
             self._own = {}
             self._front.extend(sorted(units, key=self._order))
         elif durations_known:
-            self._own = _lpt(units, agents)
+            self._own = dict(zip(agents, lpt(units, _predicted, len(agents)), strict=True))
         else:
             self._own = _chunks(units, agents)
+        self._ordered = sorted(shared, key=_after)
+        self._keys = [_after(unit) for unit in self._ordered]
         for pending in self._own.values():
-            pending.sort(key=self._order)
+            pending.sort(key=self._order, reverse=True)
+        # In order, predicted seconds pending anywhere and in each agent's own units.
+        self._seconds = sum(unit.predicted for unit in units)
+        self._own_seconds = {
+            agent: sum(unit.predicted for unit in pending) for agent, pending in self._own.items()
+        }
+        # Longest-first's thieves choose by these (in order, own units are few: none needed).
+        self._tallies: dict[str, _Tally] = {}
+        if not in_order:
+            for agent, pending in self._own.items():
+                self._tallies[agent] = tally = _Tally()
+                for unit in pending:
+                    tally.add(unit, self._weight(unit), 1)
 
     @property
     def agents(self) -> tuple[str, ...]:
@@ -294,95 +379,134 @@ class SuiteQueue:
         Units come from the front queue, then the agent's own pending units, then (only
         when ``steal`` and the agent has nothing of its own) stolen ones; more units are
         added while the batch stays within ``max_tests``. ``follower``: the agent holds one
-        test and steals only the one to run after it (see ``_steal``).
+        test and steals to know the one to run after it (see ``_steal``).
         """
         if max_tests < 1:
             raise ValueError(f"max_tests must be >= 1, got {max_tests}")
-        own = self._pending_units(agent)
+        self._pending_units(agent)  # an unknown agent is a KeyError
         if self._in_order:
-            return self._take_in_order(agent, max_tests, steal=steal)
-        batch: list[int] = []
-        _fill(batch, self._front, max_tests)
-        if self._front:
-            # The next retried unit does not fit; own units must not overtake it.
+            batch = self._take_in_order(agent, max_tests, steal=steal)
+        else:
+            batch = []
+            _fill_front(batch, self._front, max_tests)
+            if self._front:
+                # The next retried unit does not fit; own units must not overtake it.
+                self._count -= len(batch)
+                self._note_held(agent, batch)
+                return batch
+            self._fill_own(agent, batch, max_tests)
+            if not batch and steal and self._steal(agent, max_tests, follower=follower):
+                self._fill_own(agent, batch, max_tests)
             self._count -= len(batch)
-            return batch
-        _fill(batch, own, max_tests)
-        if not batch and steal and self._steal(agent, follower=follower):
-            _fill(batch, own, max_tests)
-        self._count -= len(batch)
-        if batch:
-            self._last[agent] = max(self._last.get(agent, -1), max(batch))
-            scopes = self._visited.setdefault(agent, set())
-            for test in batch:
-                planned = self._unit_of.get(test)
-                scope = planned.scope if planned is not None else ""
-                scopes.add(scope)
-                self._current[agent] = scope
+            if batch:
+                self._last[agent] = max(self._last.get(agent, -1), max(batch))
+                scopes = self._visited.setdefault(agent, set())
+                for test in batch:
+                    planned = self._unit_of.get(test)
+                    scope = planned.scope if planned is not None else ""
+                    scopes.add(scope)
+                    self._current[agent] = scope
+        self._note_held(agent, batch)
         return batch
+
+    def _fill_own(self, agent: str, batch: list[int], max_tests: int) -> None:
+        """Move whole units off the top (the end) of the agent's own stack into ``batch``;
+        the first always fits. Taking from the end costs the same however much is pending."""
+        own, tally = self._own[agent], self._tallies[agent]
+        while own and (not batch or len(batch) + len(own[-1].tests) <= max_tests):
+            unit = own.pop()
+            tally.add(unit, self._weight(unit), -1)
+            batch.extend(unit.tests)
+
+    def _note_held(self, agent: str, batch: Sequence[int]) -> None:
+        if batch:
+            unit = self._unit_of.get(batch[-1])
+            self._held[agent] = unit.predicted / len(unit.tests) if unit is not None else 0.0
 
     def _take_in_order(self, agent: str, max_tests: int, *, steal: bool) -> list[int]:
         """The earliest units after the last one ``agent`` took, within ``max_tests``: from
-        its own share (known durations) and the shared list, whichever comes first; when
+        its own share (planned or stolen) and the shared list, whichever comes first; when
         it has none and ``steal``, the later half of what the busiest agent has after it.
 
+        An agent whose own pending work is an even share of all that is pending or more
+        goes on to its own next unit, past shared ones that another agent behind them will
+        take (``_may_pass``): it has enough to do, and an agent that meets its long test
+        late ends late.
         Taking the earliest candidate keeps every unit of its own share after its last.
         """
-        if not self._own[agent] and steal and self._next_shared(agent) is None:
-            self._steal_forward(agent)
+        # The shared units after the agent's last are those below ``end``; the earliest of
+        # them is at ``end - 1``, and the ones taken are ``self._ordered[at:end]``.
+        ordered, keys = self._ordered, self._keys
+        end = bisect.bisect_left(keys, -self._last.get(agent, -1))
         own = self._own[agent]
+        if not own and steal and not end:
+            self._steal_forward(agent)
+            own = self._own[agent]
         batch: list[int] = []
+        at = end
         while True:
-            at = self._next_shared(agent)
-            shared = self._ordered[at] if at is not None else None
-            if own and (shared is None or _first(own[0]) < _first(shared)):
-                unit = own[0]
-            elif shared is not None:
-                unit = shared
-            else:
+            shared = ordered[at - 1] if at else None
+            mine = bool(own) and (
+                shared is None
+                or _first(own[-1]) < _first(shared)
+                or self._may_pass(agent, _first(shared))
+            )
+            unit = own[-1] if mine else shared
+            if unit is None or (batch and len(batch) + len(unit.tests) > max_tests):
                 break
-            if batch and len(batch) + len(unit.tests) > max_tests:
-                break
-            if unit is shared and at is not None:
-                del self._ordered[at]
-                del self._firsts[at]
+            if not mine:
+                at -= 1
             else:
-                del own[0]
+                own.pop()
+                self._own_seconds[agent] -= unit.predicted
+                if shared is not None and _first(shared) < _first(unit):
+                    # Past shared units: those now lie behind it, for the others.
+                    del ordered[at:end], keys[at:end]
+                    at = end = bisect.bisect_left(keys, _after(unit))
+            self._seconds -= unit.predicted
             batch.extend(unit.tests)
             # A group's position is its first test: the agent goes on after it.
             self._last[agent] = _first(unit)
+        # Only what lies behind the taken units moves: those behind every agent's last.
+        del ordered[at:end], keys[at:end]
         self._count -= len(batch)
         return batch
 
-    def _next_shared(self, agent: str) -> int | None:
-        """Where the first shared unit after ``agent``'s last is, if there is one."""
-        at = bisect.bisect_right(self._firsts, self._last.get(agent, -1))
-        return at if at < len(self._ordered) else None
+    def _may_pass(self, agent: str, first: int) -> bool:
+        """Whether ``agent`` may go past the shared unit at ``first`` to its own next one:
+        its own pending work is an even share of all pending or more, and another agent is
+        still behind that unit, so it is left to someone."""
+        return self._own_seconds[agent] * len(self._own) >= self._seconds and any(
+            self._last.get(other, -1) < first for other in self._own if other != agent
+        )
 
     def _steal_forward(self, thief: str) -> None:
         """The later half of the busiest agent's units that lie after the thief's last."""
-        last = self._last.get(thief, -1)
+        key = -self._last.get(thief, -1)
         best: tuple[float, str, int] | None = None
         for victim, units in self._own.items():
             if victim == thief or not units:
                 continue
-            # Its share is in collection order: those after ``last`` are a suffix.
-            start = bisect.bisect_right(units, last, key=_first)
-            weight = sum(self._weight(u) for u in units[start:])
-            if start < len(units) and (best is None or weight > best[0]):
-                best = (weight, victim, start)
+            # Its share is a stack in collection order: those after the last are a prefix.
+            after = bisect.bisect_left(units, key, key=_after)
+            weight = sum(self._weight(u) for u in units[:after])
+            if after and (best is None or weight > best[0]):
+                best = (weight, victim, after)
         if best is None:
             return
-        _, victim, start = best
+        _, victim, after = best
         units = self._own[victim]
-        cut = len(units) - (len(units) - start + 1) // 2
-        self._own[thief] = units[cut:]
-        del units[cut:]
+        cut = (after + 1) // 2
+        stolen = self._own[thief] = units[:cut]
+        del units[:cut]
+        seconds = sum(unit.predicted for unit in stolen)
+        self._own_seconds[thief] = seconds
+        self._own_seconds[victim] -= seconds
 
     def _insert_in_order(self, unit: WorkUnit) -> None:
-        at = bisect.bisect_right(self._firsts, _first(unit))
+        at = bisect.bisect_left(self._keys, _after(unit))
         self._ordered.insert(at, unit)
-        self._firsts.insert(at, _first(unit))
+        self._keys.insert(at, _after(unit))
 
     def exhausted_for(self, agent: str) -> bool:
         """Whether nothing pending could ever be given to ``agent`` (in order: nothing after
@@ -390,36 +514,86 @@ class SuiteQueue:
         if not self._in_order:
             return self.empty
         last = self._last.get(agent, -1)
-        if self._ordered and self._firsts[-1] > last:
+        if self._keys and -self._keys[0] > last:
             return False
-        return not any(units and _first(units[-1]) > last for units in self._own.values())
+        return not any(units and _first(units[0]) > last for units in self._own.values())
 
-    def _steal(self, thief: str, *, follower: bool = False) -> bool:
+    def _steal(self, thief: str, max_tests: int, *, follower: bool = False) -> bool:
         """Move the tail half of the busiest agent's pending units to ``thief``.
 
-        Forward steals come first: units after everything the thief has had, so it keeps
-        moving through the collection in order and does not re-enter a module it left
-        (whose fixtures would be set up again). Only when no agent has such units does the
-        thief go back, since an idle agent beside pending work is worse.
+        The thief does not re-enter a module it left (whose fixtures would be set up again)
+        while enough is pending elsewhere: the victim is the agent with the most pending
+        work outside those modules, and the units are the later half of that work in its
+        running order (the victim is about to run its head, with its fixtures warm), as long
+        as that half fills ``max_tests`` or is as large as a half from anywhere. Otherwise
+        the thief goes back: an idle agent beside pending work is worse, and so is an agent
+        that must ask again after every test. The choice reads the agents' tallies, and the
+        move is a slice of the victim's stack: a steal costs what it moves, not what is
+        pending.
 
         A ``follower`` runs after the one test the thief holds, which it cannot start
-        before it knows its next. With durations known it is the one shortest unit among
-        those tails, not a half: LPT gives a long test an agent of its own, and that agent,
-        stealing half of the busiest share to know its next test, took the other long test
-        and ran both in a row.
+        before it knows its next. With durations known and that test predicted long
+        (``_LONG_HELD``) it is the one shortest unit among those tails, not a half: LPT
+        gives a long test an agent of its own, and that agent, stealing half of the busiest
+        share to know its next test, took the other long test and ran both in a row. Behind
+        a quick test the half is stolen as by an agent that ran dry: one unit at a time, an
+        agent of quick tests would ask again after every test.
         """
-        last = self._last.get(thief, -1)
         left = self._visited.get(thief, set()) - {self._current.get(thief, "")}
-        others = {a: u for a, u in self._own.items() if a != thief and u}
+        if follower and self._durations_known and self._held.get(thief, 0.0) >= _LONG_HELD:
+            return self._steal_follower(thief, left)
+        # Per rule, the busiest victim (ties to the earlier agent): outside the scopes the
+        # thief left, and anywhere.
+        best: list[tuple[float, str, int] | None] = [None, None]
+        for victim, tally in self._tallies.items():
+            if victim == thief:
+                continue
+            for rule, (count, weight) in enumerate(
+                (tally.avoiding(left), (tally.count, tally.weight))
+            ):
+                chosen = best[rule]
+                if count > 0 and (chosen is None or weight > chosen[0]):
+                    best[rule] = (weight, victim, count)
+        outside, anywhere = best
+        if anywhere is None:
+            return False
+        # Keeping out saves set-ups and may cost round trips: it is worth it while the half
+        # it steals there is no smaller than a window, or than a half from anywhere.
+        enough = min(max_tests, (anywhere[2] + 1) // 2)
+        if outside is not None and (outside[2] + 1) // 2 >= enough:
+            choice, avoid = outside, left
+        else:
+            choice, avoid = anywhere, set()
+        _, victim, count = choice
+        units, tally = self._own[victim], self._tallies[victim]
+        half = (count + 1) // 2
+        # The bottom of its stack is the tail of its running order.
+        stolen: list[WorkUnit]
+        if avoid.isdisjoint(tally.scopes):
+            stolen = units[:half]
+            del units[:half]
+        else:
+            stolen = []
+            kept: list[WorkUnit] = []
+            seen = 0
+            while len(stolen) < half:
+                unit = units[seen]
+                seen += 1
+                (kept if unit.scope in avoid else stolen).append(unit)
+            units[:seen] = kept
+        self._give(victim, thief, stolen)
+        return True
+
+    def _steal_follower(self, thief: str, left: set[str]) -> bool:
+        """The one shortest unit of the tail halves of the other agents' pending units.
+
+        It reads every pending unit: it runs only behind a test predicted long, so that
+        agent does not ask again for a while.
+        """
+        # Each agent's units in its running order (its stack reversed): the tail is last.
+        others = {a: u[::-1] for a, u in self._own.items() if a != thief and u}
         candidates: dict[str, list[WorkUnit]] = {}
-        shortest = follower and self._durations_known
-        filters: list[Callable[[WorkUnit], bool]] = [
-            lambda u: _first(u) > last and u.scope not in left,  # onwards, into new scopes
-            lambda u: u.scope not in left,  # backwards, still never into a scope it left
-            lambda u: True,  # anything: an idle agent beside pending work is worse
-        ]
-        # Onwards matters less than what the follower costs: it waits behind a running test.
-        for keep in filters[1:] if shortest else filters:
+        for keep in (lambda u: u.scope not in left, lambda u: True):
             candidates = {
                 a: kept for a, units in others.items() if (kept := list(filter(keep, units)))
             }
@@ -428,24 +602,29 @@ class SuiteQueue:
         if not candidates:
             return False
         # max() returns the first maximum, so ties go to the earlier agent.
-        victim = max(candidates, key=lambda a: sum(self._weight(u) for u in candidates[a]))
-        pool = candidates[victim]
-        # The tail: the victim is about to run its head, with its fixtures warm.
-        stolen = pool[-((len(pool) + 1) // 2) :]
-        if shortest:
-            tails = [(a, units[-((len(units) + 1) // 2) :]) for a, units in candidates.items()]
-            # The shortest; among equals the busiest victim's, and the last in its order.
-            victim, unit = min(
-                ((a, u) for a, tail in tails for u in reversed(tail)),
-                key=lambda pair: (pair[1].predicted, pair[0] != victim),
-            )
-            stolen = [unit]
-        taken = set(map(id, stolen))
-        self._own[victim] = [u for u in self._own[victim] if id(u) not in taken]
-        own = self._own[thief]
-        for unit in stolen:
-            bisect.insort(own, unit, key=self._order)
+        busiest = max(candidates, key=lambda a: sum(self._weight(u) for u in candidates[a]))
+        tails = [(a, units[-((len(units) + 1) // 2) :]) for a, units in candidates.items()]
+        # The shortest; among equals the busiest victim's, and the last in its order.
+        victim, unit = min(
+            ((a, u) for a, tail in tails for u in reversed(tail)),
+            key=lambda pair: (pair[1].predicted, pair[0] != busiest),
+        )
+        units = self._own[victim]
+        del units[next(at for at, u in enumerate(units) if u is unit)]
+        self._give(victim, thief, [unit])
         return True
+
+    def _give(self, victim: str, thief: str, stolen: list[WorkUnit]) -> None:
+        """Hand units taken off ``victim``'s stack (in stack order) to ``thief``."""
+        own, given, got = self._own[thief], self._tallies[victim], self._tallies[thief]
+        for unit in stolen:
+            weight = self._weight(unit)
+            given.add(unit, weight, -1)
+            got.add(unit, weight, 1)
+        merge = bool(own)
+        own.extend(stolen)
+        if merge:
+            own.sort(key=self._order, reverse=True)
 
     def requeue(self, tests: Sequence[int]) -> None:
         """Put ``tests`` at the front: the next take() by any agent returns them first."""
@@ -461,6 +640,7 @@ class SuiteQueue:
             )
             if self._in_order:
                 self._insert_in_order(alone)
+                self._seconds += seconds
             else:
                 self._front.append(alone)
         self._count += len(tests)
@@ -508,6 +688,7 @@ class SuiteQueue:
                 raise ValueError(f"{tests!r} is not a unit of this suite")
             if self._in_order:
                 self._insert_in_order(unit)
+                self._seconds += unit.predicted
             else:
                 self._front.append(unit)
             self._count += len(tests)
@@ -517,12 +698,17 @@ class SuiteQueue:
         if agent in self._own:
             raise ValueError(f"agent {agent!r} is already registered")
         self._own[agent] = []
+        self._own_seconds[agent] = 0.0
+        if not self._in_order:
+            self._tallies[agent] = _Tally()
 
     def remove_agent(self, agent: str) -> list[int]:
         """Forget ``agent``; its pending units move to the front queue (in order: the shared
         list), still whole."""
-        units = self._pending_units(agent)
+        units = self._pending_units(agent)[::-1]  # in its running order
         del self._own[agent]
+        del self._own_seconds[agent]
+        self._tallies.pop(agent, None)
         if self._in_order:
             for unit in units:
                 self._insert_in_order(unit)
@@ -532,12 +718,16 @@ class SuiteQueue:
 
     def drain(self) -> list[int]:
         """Remove and return every pending test (front queue first), e.g. when no agent is left."""
-        units = list(self._front) + self._ordered
+        units = list(self._front) + self._ordered[::-1]
         self._front.clear()
-        self._ordered, self._firsts = [], []
+        self._ordered, self._keys = [], []
         for pending in self._own.values():
-            units.extend(pending)
+            units.extend(reversed(pending))
             pending.clear()
+        for agent in self._tallies:
+            self._tallies[agent] = _Tally()
+        self._own_seconds = dict.fromkeys(self._own, 0.0)
+        self._seconds = 0.0
         self._count = 0
         return [test for unit in units for test in unit.tests]
 

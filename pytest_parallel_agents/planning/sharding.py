@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import final
+
+from pytest_parallel_agents.planning.lpt import lpt
 
 
 class ShardError(ValueError):
@@ -87,16 +88,8 @@ def split(weights: Mapping[str, float], count: int) -> list[list[str]]:
     same split. Each shard lists its keys sorted. The heaviest shard is within LPT's bound:
     at most the mean load plus the heaviest key.
     """
-    if count < 1:
-        raise ValueError(f"count must be >= 1, got {count}")
-    order = sorted(weights, key=lambda key: (-weights[key], key))
-    loads: list[tuple[float, int]] = [(0.0, shard) for shard in range(count)]
-    shards: list[list[str]] = [[] for _ in range(count)]
-    for key in order:
-        load, shard = heapq.heappop(loads)
-        shards[shard].append(key)
-        heapq.heappush(loads, (load + weights[key], shard))
-    return [sorted(keys) for keys in shards]
+    # Sorted keys: equal weights then go in key order, whatever order the mapping has.
+    return [sorted(keys) for keys in lpt(sorted(weights), weights.__getitem__, count)]
 
 
 def shard_loads(shards: Sequence[Sequence[str]], weights: Mapping[str, float]) -> list[float]:
