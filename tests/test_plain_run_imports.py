@@ -22,6 +22,7 @@ PLAIN = {
     "pytest_parallel_agents.coverage.options",
     "pytest_parallel_agents.coverage.plugin",
     "pytest_parallel_agents.planning",
+    "pytest_parallel_agents.planning.lpt",
     "pytest_parallel_agents.planning.sharding",
     "pytest_parallel_agents.planning.suites",
     "pytest_parallel_agents.planning.txspecs",
