@@ -32,15 +32,15 @@ typecheck: $(STAMP)
 sshd:
 	@if [ -z "$$PYTEST_AGENTS_NO_SSH" ]; then sh tests/install_sshd.sh; fi
 
-# tests/ecosystem/ runs real third-party plugins (pinned in tests/ecosystem/requirements.txt)
+# tests/e2e/ecosystem/ runs real third-party plugins (pinned in tests/e2e/ecosystem/requirements.txt)
 # in a venv of their own, never in .venv, where the suite's pytester runs would load them.
 ECO_VENV := .venv-ecosystem
 ECO_STAMP := $(ECO_VENV)/.installed
 
-$(ECO_STAMP): pyproject.toml tests/ecosystem/requirements.txt
+$(ECO_STAMP): pyproject.toml tests/e2e/ecosystem/requirements.txt
 	$(PYTHON) -m venv $(ECO_VENV)
 	$(ECO_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(ECO_VENV)/bin/python -m pip install --quiet -e . -r tests/ecosystem/requirements.txt
+	$(ECO_VENV)/bin/python -m pip install --quiet -e . -r tests/e2e/ecosystem/requirements.txt
 	touch $(ECO_STAMP)
 
 ecosystem-venv:
@@ -49,9 +49,9 @@ ecosystem-venv:
 # The pytest-django ecosystem test needs PostgreSQL's binaries; it starts its own cluster.
 postgres:
 	@if [ -z "$$PYTEST_AGENTS_NO_ECOSYSTEM$$PYTEST_AGENTS_NO_POSTGRES" ]; then \
-		sh tests/ecosystem/install_postgres.sh; fi
+		sh tests/e2e/ecosystem/install_postgres.sh; fi
 
-# tests/test_fidelity_interrupt.py types Ctrl-C into a real terminal: tmux, on a private socket.
+# tests/e2e/test_fidelity_interrupt.py types Ctrl-C into a real terminal: tmux, on a private socket.
 tmux:
 	@command -v tmux >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq tmux >/dev/null; \

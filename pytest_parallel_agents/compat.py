@@ -1,7 +1,7 @@
 """Every use of a private pytest, execnet, coverage or pytest-cov API, each explained."""
 
 # Each function says what it uses, why no public API serves and the versions it holds for;
-# tests/test_compat.py checks each against the installed releases. Workarounds of upstream
+# tests/unit/test_compat.py checks each against the installed releases. Workarounds of upstream
 # bugs have their report in docs/upstream.md. This module imports nothing of the plugin and,
 # outside type checking, nothing but the standard library: transport may use it (and must
 # not import pytest), only transport.gateways imports execnet (it passes the module in), and

@@ -7,11 +7,12 @@ import json
 import os
 import re
 import signal
+import textwrap
 import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,16 @@ QUIET_PLUGINS: tuple[str, ...] = ("-p", "no:randomly", "-p", "no:hypothesispytes
 _TIMING = re.compile(r"\s+in\s+[\d.]+s(\s+\([\d:]+\))?\s*=*\s*$")
 _COUNT = re.compile(r"^(\d+) ([a-z][a-z ]*)$")
 _SHORT_SUMMARY_WORDS = ("PASSED", "FAILED", "ERROR", "SKIPPED", "XFAIL", "XPASS", "SUBFAILED")
+
+
+def write_files(directory: Path, files: Mapping[str, str]) -> Path:
+    """Write a project: {relative path: source}, dedented."""
+    for name, text in files.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return directory
+
 
 # A barrier the test projects use to make sure work really is spread over several agents:
 # each agent announces itself, then waits (polling) until `need` agents have done so.

@@ -4,7 +4,7 @@ Pure bookkeeping over the agents' and pools' state: every method reads and updat
 state and appends what the controller must do to ``outbox`` as typed decisions, which the
 loop carries out over the transport (``Controller._apply``). Nothing here sends, starts,
 sleeps or reads a clock of its own, so the decisions are tested in one process with a fake
-clock (tests/test_policy.py).
+clock (tests/unit/test_policy.py).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, NoReturn, TypeAlias
 
 # Bumped whenever a message or record gains, loses or changes a field; both sides check it at
-# start-up. tests/test_protocol.py holds the schema this number stands for.
+# start-up. tests/unit/test_protocol.py holds the schema this number stands for.
 PROTOCOL_VERSION: Final = 7
 
 # A quiet agent sends AgentAlive this often; the controller's --agents-heartbeat must allow

@@ -7,13 +7,12 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 from coverage import CoverageData
-from helpers import QUIET_PLUGINS, read_metrics
+from helpers import QUIET_PLUGINS, read_metrics, write_files
 from sshd import SshServer
 
 # A package with module-level code, branches, classes, a module only the integration suite
@@ -168,16 +167,10 @@ def test_dies():
 CRASH_ID = "tests/integration/test_zz_crash.py::test_dies"
 
 
-def _write(root: Path, files: dict[str, str]) -> None:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-
-
 def _project(pytester: pytest.Pytester, config: dict[str, str] | None = None) -> Path:
-    _write(pytester.path, PACKAGE)
-    _write(pytester.path, config if config is not None else {"pyproject.toml": PYPROJECT_BRANCH})
+    write_files(pytester.path, PACKAGE)
+    default = {"pyproject.toml": PYPROJECT_BRANCH}
+    write_files(pytester.path, config if config is not None else default)
     return pytester.path
 
 
@@ -209,8 +202,8 @@ def _sequential(root: Path) -> Any:
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The sequential reference of the default project, computed once (paths are relative)."""
     root = tmp_path_factory.mktemp("sequential")
-    _write(root, PACKAGE)
-    _write(root, {"pyproject.toml": PYPROJECT_BRANCH})
+    write_files(root, PACKAGE)
+    write_files(root, {"pyproject.toml": PYPROJECT_BRANCH})
     return _sequential(root)
 
 
@@ -291,7 +284,7 @@ def test_crashed_agent_keeps_its_coverage(
 ) -> None:
     # The reference ran the same tests without the one that kills its process.
     _project(pytester)
-    _write(pytester.path, {"tests/integration/test_zz_crash.py": CRASH})
+    write_files(pytester.path, {"tests/integration/test_zz_crash.py": CRASH})
     document, metrics, result = _parallel_json(
         pytester, "--agents=2", f"--agents-start={start}", "-p", "no:cacheprovider", expect=1
     )
@@ -309,7 +302,7 @@ def test_remote_agents_ship_their_coverage(
     remapped to this checkout. A remote agent that dies keeps what it measured."""
     _project(pytester)
     if crash:
-        _write(pytester.path, {"tests/integration/test_zz_crash.py": CRASH})
+        write_files(pytester.path, {"tests/integration/test_zz_crash.py": CRASH})
     spec = sshd.spec(sys.executable)
     document, metrics, _ = _parallel_json(
         pytester,

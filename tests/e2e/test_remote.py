@@ -15,7 +15,14 @@ from typing import Any
 
 import execnet
 import pytest
-from helpers import QUIET_PLUGINS, compare, interruptible_children, read_metrics, wait_until_gone
+from helpers import (
+    QUIET_PLUGINS,
+    compare,
+    interruptible_children,
+    read_metrics,
+    wait_until_gone,
+    write_files,
+)
 from sshd import SshServer
 
 # Several suites, outcomes of every kind, fixtures, parametrisation: a plain run's equal.
@@ -69,13 +76,6 @@ MIXED = {
 }
 
 
-def _write(root: Path, files: dict[str, str]) -> None:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-
-
 def _hosts(metrics: dict[str, Any]) -> set[str]:
     return {agent["host"] for agent in metrics["agents"]}
 
@@ -85,7 +85,7 @@ def _run_dir(metrics: dict[str, Any]) -> Path:
 
 
 def test_two_ssh_agents_on_a_shared_checkout(pytester: pytest.Pytester, sshd: SshServer) -> None:
-    _write(pytester.path, MIXED)
+    write_files(pytester.path, MIXED)
     spec = sshd.spec(sys.executable, chdir=str(pytester.path))
     _, parallel = compare(pytester, agents_args=("--agents-tx", f"2*{spec}"))
     metrics = read_metrics(parallel.metrics_path)  # type: ignore[attr-defined]
@@ -95,9 +95,9 @@ def test_two_ssh_agents_on_a_shared_checkout(pytester: pytest.Pytester, sshd: Ss
 
 
 def test_rsync_into_a_fresh_directory(pytester: pytest.Pytester, sshd: SshServer) -> None:
-    _write(pytester.path, MIXED)
+    write_files(pytester.path, MIXED)
     record = pytester.path.parent / f"{pytester.path.name}-where"
-    _write(
+    write_files(
         pytester.path,
         {
             "tests/unit/test_where.py": f"""
@@ -274,8 +274,8 @@ def test_suite_bound_to_a_host(pytester: pytest.Pytester, sshd: SshServer) -> No
             assert ("SSH_CONNECTION" in os.environ) == agent_id.startswith("e2e"), agent_id
     """
     for n in range(4):
-        _write(pytester.path, {f"tests/e2e/test_e{n}.py": probe.format(n=n)})
-        _write(pytester.path, {f"tests/unit/test_u{n}.py": probe.format(n=n)})
+        write_files(pytester.path, {f"tests/e2e/test_e{n}.py": probe.format(n=n)})
+        write_files(pytester.path, {f"tests/unit/test_u{n}.py": probe.format(n=n)})
     spec = sshd.spec(sys.executable, chdir=str(pytester.path), suite="e2e")
     metrics_path = pytester.path / "m.json"
     result = pytester.runpytest(
@@ -308,7 +308,7 @@ def test_a_freed_ssh_slot_goes_to_a_suite_still_running(
             unit: path=test_slow.py
         """
     )
-    _write(
+    write_files(
         pytester.path,
         {
             "test_quick.py": """
@@ -406,7 +406,7 @@ def _socket_server() -> tuple[subprocess.Popen[bytes], int]:
 
 
 def test_socket_gateway_on_loopback(pytester: pytest.Pytester) -> None:
-    _write(pytester.path, MIXED)
+    write_files(pytester.path, MIXED)
     server, port = _socket_server()
     try:
         spec = f"socket=127.0.0.1:{port}//chdir={pytester.path}"
@@ -478,7 +478,7 @@ def test_socket_agent_death_blames_its_first_unreported_test(pytester: pytest.Py
 def test_bad_gateway_input_is_a_usage_error(
     pytester: pytest.Pytester, args: list[str], message: str
 ) -> None:
-    _write(pytester.path, MIXED)
+    write_files(pytester.path, MIXED)
     result = pytester.runpytest_subprocess(*QUIET_PLUGINS, *args)
     assert result.ret == 4, result.stdout.str() + result.stderr.str()
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
@@ -486,7 +486,7 @@ def test_bad_gateway_input_is_a_usage_error(
 
 
 def test_unreachable_host_is_one_line(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    _write(pytester.path, MIXED)
+    write_files(pytester.path, MIXED)
     config = tmp_path / "ssh_config"
     config.write_text("Host nowhere\n  HostName 127.0.0.1\n  Port 1\n  BatchMode yes\n")
     result = pytester.runpytest_subprocess(

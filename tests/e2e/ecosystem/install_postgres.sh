@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs Debian's PostgreSQL server when missing: the pytest-django ecosystem test starts a
 # private cluster of its own (initdb into a temporary directory, a free port on 127.0.0.1 and a
-# unix socket there; see tests/ecosystem/conftest.py), never the system-wide one, which this
+# unix socket there; see tests/e2e/ecosystem/conftest.py), never the system-wide one, which this
 # script leaves stopped. Run by `make test`.
 set -eu
 for bin in /usr/lib/postgresql/*/bin/initdb; do

@@ -88,7 +88,7 @@ def postgres() -> Iterator[Postgres]:
     if bindir is None:
         pytest.fail(
             "PostgreSQL is missing (no /usr/lib/postgresql/*/bin/pg_ctl): run "
-            f"`sh tests/ecosystem/install_postgres.sh` (or set {SKIP_POSTGRES_VARIABLE}=1)",
+            f"`sh tests/e2e/ecosystem/install_postgres.sh` (or set {SKIP_POSTGRES_VARIABLE}=1)",
             pytrace=False,
         )
     as_root = os.getuid() == 0

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ("README.md", *sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")))
 BASH = shutil.which("bash") or "/bin/bash"
 COMMAND_TIMEOUT = 120
@@ -48,12 +48,14 @@ NOT_RUN: tuple[tuple[str, str, str], ...] = (
     (
         "README.md",
         r"pytest --agents-tx .*ssh=",
-        "needs the ssh hosts it names; tests/test_remote.py runs such specs against a local sshd",
+        "needs the ssh hosts it names; tests/e2e/test_remote.py runs such specs against a "
+        "local sshd",
     ),
     (
         "docs/remote.md",
         r"pytest --agents-tx .*ssh=",
-        "needs the ssh hosts it names; tests/test_remote.py runs such specs against a local sshd",
+        "needs the ssh hosts it names; tests/e2e/test_remote.py runs such specs against a "
+        "local sshd",
     ),
     (
         "docs/fidelity.md",
@@ -62,7 +64,7 @@ NOT_RUN: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "docs/plugins.md",
-        r"(make ecosystem|sh tests/ecosystem/|\.venv/bin/python -m pytest tests/ecosystem)",
+        r"(make ecosystem|sh tests/e2e/ecosystem/|\.venv/bin/python -m pytest tests/e2e/ecosystem)",
         "the plugin matrix of this repository: a venv of pinned plugins, a PostgreSQL server "
         "and minutes of runs; `make test` runs it",
     ),

@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-import textwrap
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -23,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from helpers import junit_cases
+from helpers import write_files as write_files  # the ecosystem tests' project builder
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 VENV = ROOT / ".venv-ecosystem"
 PYTHON = VENV / "bin" / "python"
 # A developer without the ecosystem venv (or PostgreSQL) may skip these tests; CI never does.
@@ -116,15 +116,6 @@ class Run:
             f"--- {self.mode} (exit {self.returncode}, {self.seconds:.1f} s): {command}\n"
             f"{self.stdout}\n--- stderr ---\n{self.stderr[-3000:]}"
         )
-
-
-def write_files(directory: Path, files: Mapping[str, str]) -> Path:
-    """Write a project: {relative path: source}, dedented."""
-    for name, text in files.items():
-        path = directory / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return directory
 
 
 def run_pytest(

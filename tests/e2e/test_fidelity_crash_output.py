@@ -1,6 +1,6 @@
 """What a dying agent wrote reaches the report (issue 15 §1.7, pytest-timeout's thread method).
 
-pytest-timeout itself is exercised in tests/ecosystem; here a conftest does what its thread
+pytest-timeout itself is exercised in tests/e2e/ecosystem; here a conftest does what its thread
 method does (the banner and stacks on the terminal writer, then ``os._exit(1)``), so the
 plugin's side is tested in every environment. The stacks come from a ``pytest_timeout`` module's
 ``dump_stacks``, as pytest-timeout's do: agents leave their own threads out of that function's

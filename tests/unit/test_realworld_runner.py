@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-RUNNER = Path(__file__).resolve().parent.parent / "realworld" / "run.py"
+RUNNER = Path(__file__).resolve().parents[2] / "realworld" / "run.py"
 
 
 @pytest.fixture(scope="module")
