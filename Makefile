@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean sshd compat compat-python ecosystem-venv postgres tmux realworld realworld-quick
+.PHONY: demo test lint typecheck pytest bench clean sshd compat compat-python ecosystem-venv postgres tmux chromium realworld realworld-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +14,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The plan, a plain run and a parallel run side by side, the report's path (examples/demo/show.py).
 demo: $(STAMP)
-	cd examples/demo && ../../$(PY) -m pytest --agents auto --agents-plan -q
-	cd examples/demo && ../../$(PY) -m pytest --agents auto --agents-metrics metrics.json
-	@echo "--- examples/demo/metrics.json ---"
-	@cat examples/demo/metrics.json
+	cd examples/demo && ../../$(PY) show.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pytest_parallel_agents tests examples benchmarks
@@ -57,8 +55,15 @@ tmux:
 		if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq tmux >/dev/null; \
 		else sudo -n apt-get install -y -qq tmux >/dev/null; fi; }
 
+# tests/e2e/test_report_browser.py opens the HTML report in a real headless Chromium.
+chromium:
+	@if [ -z "$$PYTEST_AGENTS_NO_CHROMIUM" ]; then \
+		command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq chromium >/dev/null; \
+		else sudo -n apt-get install -y -qq chromium >/dev/null; fi; }; fi
+
 # The project's own suite runs under its own plugin (dogfood).
-pytest: $(STAMP) sshd ecosystem-venv postgres tmux
+pytest: $(STAMP) sshd ecosystem-venv postgres tmux chromium
 	$(PY) -m pytest --agents auto
 
 test: lint typecheck pytest
@@ -74,7 +79,7 @@ COMPAT_VENV := .venv-compat
 compat-python:
 	@echo $(COMPAT_PYTHON)
 
-compat: sshd tmux
+compat: sshd tmux chromium
 	@if [ -z "$(COMPAT_PYTHON)" ]; then \
 		echo "make compat: no Python 3.10 found; set COMPAT_PYTHON=/path/to/python3.10" >&2; \
 		exit 4; fi

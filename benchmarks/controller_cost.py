@@ -1,11 +1,12 @@
 """The controller's CPU time per passing test, with the terminal, JUnit and the cache active.
 
     python benchmarks/controller_cost.py [--tests 3000] [--agents 2] [--reps 5]
-                                         [--out benchmarks/out/controller]
+                                         [--out benchmarks/out/controller] [--observed]
 
 Generates ``--tests`` trivial tests in 30 files under OUT/suite, then runs, interleaved for
 ``--reps`` repetitions: plain pytest and ``--agents N`` (fork), each with ``--junitxml`` and
-the cache plugin on (its own cache directory per run). The ``controllerprobe`` plugin takes
+the cache plugin on (its own cache directory per run); with ``--observed`` also ``--agents N``
+writing the events, the trace and the HTML report. The ``controllerprobe`` plugin takes
 ``time.process_time()`` between ``pytest_collection_finish`` and ``pytest_sessionfinish`` in
 the controller (the plain run's only process): that is the CPU the controller spends in the
 test phase, replaying every report through pytest's hooks. Prints the medians in µs per
@@ -58,8 +59,14 @@ def once(root: Path, variant: str, agents: int) -> float:
             "-o",
             f"cache_dir={scratch}/cache",
         ]
-        if variant == "agents":
+        if variant in ("agents", "observed"):
             args += ["--agents", str(agents)]
+        if variant == "observed":
+            args += [
+                f"--agents-events={scratch}/events.jsonl",
+                f"--agents-trace={scratch}/trace.json",
+                f"--agents-report={scratch}/report.html",
+            ]
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
@@ -79,12 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=2)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--out", type=Path, default=HERE / "out" / "controller")
+    parser.add_argument(
+        "--observed",
+        action="store_true",
+        help="also --agents N with --agents-events, --agents-trace and --agents-report",
+    )
     args = parser.parse_args(argv)
     suite = args.out / "suite"
     generate(suite, args.tests)
-    samples: dict[str, list[float]] = {"plain": [], "agents": []}
+    variants = ("plain", "agents", "observed") if args.observed else ("plain", "agents")
+    samples: dict[str, list[float]] = {variant: [] for variant in variants}
     for rep in range(args.reps):
-        for variant in ("plain", "agents") if rep % 2 == 0 else ("agents", "plain"):
+        for variant in variants if rep % 2 == 0 else tuple(reversed(variants)):
             samples[variant].append(once(suite, variant, args.agents))
     medians = {variant: statistics.median(values) for variant, values in samples.items()}
     result = {
@@ -97,10 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.tests} trivial tests, --junitxml and the cache plugin on, {args.reps} reps:")
     print("| run | controller CPU per passing test (median, µs) | samples |")
     print("|---|---|---|")
-    for variant, label in (
-        ("plain", "plain pytest (its one process)"),
-        ("agents", f"--agents {args.agents} (the controller)"),
-    ):
+    labels = {
+        "plain": "plain pytest (its one process)",
+        "agents": f"--agents {args.agents} (the controller)",
+        "observed": f"--agents {args.agents} with events, trace and report (the controller)",
+    }
+    for variant in variants:
+        label = labels[variant]
         shown = ", ".join(f"{v:.0f}" for v in samples[variant])
         print(f"| {label} | {medians[variant]:.0f} | {shown} |")
     return 0

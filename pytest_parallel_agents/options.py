@@ -94,6 +94,39 @@ def add_options(parser: pytest.Parser) -> None:
         help="write the run metrics as JSON to PATH. ini: agents_metrics",
     )
     group.addoption(
+        "--agents-events",
+        dest="agents_events",
+        metavar="PATH",
+        default=None,
+        help="stream the run's events to PATH as JSON Lines, a line per event as it happens "
+        "(docs/events.md). ini: agents_events",
+    )
+    group.addoption(
+        "--agents-live",
+        dest="agents_live",
+        metavar="auto|on|off",
+        default=None,
+        help="show each agent's test, done/total and the time left below the progress while "
+        "the run goes, in a terminal: auto (default: not in CI, not with -q), on, off. "
+        "ini: agents_live",
+    )
+    group.addoption(
+        "--agents-trace",
+        dest="agents_trace",
+        metavar="PATH",
+        default=None,
+        help="write the run as Chrome trace-event JSON to PATH, a track per agent "
+        "(Perfetto, chrome://tracing). ini: agents_trace",
+    )
+    group.addoption(
+        "--agents-report",
+        dest="agents_report",
+        metavar="PATH",
+        default=None,
+        help="write a self-contained HTML report of the run to PATH: a lane per agent, "
+        "what bounded the wall time. ini: agents_report",
+    )
+    group.addoption(
         "--agents-durations",
         dest="agents_durations",
         metavar="PATH",
@@ -227,6 +260,10 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("agents_items", "default for --agents-items", default="")
     parser.addini("agents_min_items", "default for --agents-min-items", default="")
     parser.addini("agents_metrics", "default for --agents-metrics", default="")
+    parser.addini("agents_events", "default for --agents-events", default="")
+    parser.addini("agents_trace", "default for --agents-trace", default="")
+    parser.addini("agents_live", "default for --agents-live", default="")
+    parser.addini("agents_report", "default for --agents-report", default="")
     parser.addini("agents_durations", "default for --agents-durations", default="")
     parser.addini(
         "agents_suites",
@@ -262,6 +299,15 @@ class Settings:
     tx: tuple[TxSpec, ...] = ()
     rsync: tuple[Path, ...] = ()
     rsync_ignore: tuple[str, ...] = ()
+    events_path: Path | None = None
+    trace_path: Path | None = None
+    report_path: Path | None = None
+    live: str = "auto"  # --agents-live
+
+    @property
+    def observed(self) -> bool:
+        """Whether the run's events are recorded (for the events file, trace or report)."""
+        return bool(self.events_path or self.trace_path or self.report_path)
 
     @property
     def classify(self) -> bool:
@@ -270,7 +316,13 @@ class Settings:
 
     @property
     def needs_durations(self) -> bool:
-        return bool(self.classify or self.store_durations or self.metrics_path or self.shard)
+        return bool(
+            self.classify
+            or self.store_durations
+            or self.metrics_path
+            or self.shard
+            or self.observed
+        )
 
 
 def usable_cpus() -> int:
@@ -320,6 +372,19 @@ def load_settings(config: pytest.Config) -> Settings:
             )
     metrics = option.agents_metrics or _ini(config, "agents_metrics")
     metrics_path = _writable(config, metrics, "--agents-metrics") if metrics else None
+    written = {"--agents-metrics": metrics_path}
+    outputs: dict[str, Path | None] = {}
+    for name in ("events", "trace", "report"):
+        raw = getattr(option, f"agents_{name}", None) or _ini(config, f"agents_{name}")
+        path = _writable(config, raw, f"--agents-{name}") if raw else None
+        flag = f"--agents-{name}"
+        for other, taken in written.items():
+            if path is not None and taken is not None and path == taken:
+                raise pytest.UsageError(f"{flag} and {other} name the same file: {path}")
+        written[flag] = outputs[name] = path
+    live = (option.agents_live or _ini(config, "agents_live") or "auto").strip().lower()
+    if live not in ("auto", "on", "off"):
+        raise pytest.UsageError(f"--agents-live expects auto, on or off, got {live!r}")
     durations = option.agents_durations or _ini(config, "agents_durations") or DEFAULT_DURATIONS
     durations_path = _resolve(config, durations)
     if option.agents_store_durations:
@@ -377,6 +442,10 @@ def load_settings(config: pytest.Config) -> Settings:
         tx=tx,
         rsync=rsync,
         rsync_ignore=tuple(option.agents_rsync_ignore or config.getini("agents_rsync_ignore")),
+        events_path=outputs["events"],
+        trace_path=outputs["trace"],
+        report_path=outputs["report"],
+        live=live,
     )
 
 

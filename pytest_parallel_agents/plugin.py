@@ -22,7 +22,13 @@ from pytest_parallel_agents.planning.suites import (
     SuiteRuleError,
     parse_suite_rules,
 )
-from pytest_parallel_agents.state import AGENT_ID_KEY, COVERAGE_KEY, RUN_KEY, SETTINGS_KEY
+from pytest_parallel_agents.state import (
+    AGENT_ID_KEY,
+    COVERAGE_KEY,
+    EVENTS_KEY,
+    RUN_KEY,
+    SETTINGS_KEY,
+)
 
 if TYPE_CHECKING:
     from pytest_parallel_agents.controller.runstate import RunState
@@ -96,6 +102,30 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if settings.store_durations or _caches_durations(config, settings):
         config.pluginmanager.register(_DurationRecorder(config), "parallel-agents-durations")
+    if settings.observed:
+        _record_events(config, settings, config.stash[RUN_KEY])
+
+
+def _record_events(config: pytest.Config, settings: Settings, run: RunState) -> None:
+    """Record the run's events, for the events file (streamed), the trace and the report."""
+    from pytest_parallel_agents.artifacts.events import EventsPlugin, JsonLinesSink
+    from pytest_parallel_agents.controller.events import RunEvents
+
+    events = RunEvents()
+    if settings.events_path is not None:
+        try:
+            sink = JsonLinesSink(settings.events_path)
+        except OSError as exc:
+            raise pytest.UsageError(
+                f"--agents-events: cannot write {settings.events_path}: {exc.strerror}"
+            ) from None
+        events.sinks.append(sink)
+        config.add_cleanup(sink.close)
+    config.stash[EVENTS_KEY] = events
+    config.pluginmanager.register(EventsPlugin(events, run.run_id), EVENTS_PLUGIN)
+
+
+EVENTS_PLUGIN = "parallel-agents-events"
 
 
 def _caches_durations(config: pytest.Config, settings: Settings) -> bool:
@@ -119,6 +149,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     run = session.config.stash.get(RUN_KEY, None)
     if run is not None:
         run.session_started = time.perf_counter()
+        events = session.config.stash.get(EVENTS_KEY, None)
+        if events is not None:
+            events.restart_clock(run.session_started)
 
 
 # Collecting and planning tens of thousands of tests allocates millions of long-lived
@@ -210,6 +243,22 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     run.durations_known = any(w.durations_known for w in work.values())
     run.planned_at = time.perf_counter()
     config.hook.pytest_agents_plan_ready(config=config, plan=plan)
+    in_process = (
+        ""
+        if settings.plan_only or not settings.agents
+        else _in_process_reason(config, plan, settings)
+    )
+    _events_start(
+        config,
+        plan,
+        run,
+        mode="plan"
+        if settings.plan_only
+        else "in-process"
+        if in_process or not settings.agents
+        else "parallel",
+        reason=in_process if settings.agents else "parallel mode is off (--agents 0)",
+    )
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     if settings.plan_only:
         run.mode = "plan"
@@ -226,7 +275,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     if not settings.agents:
         run.reason = "parallel mode is off (--agents 0)"
         return None
-    reason = _in_process_reason(config, plan, settings)
+    reason = in_process
     if reason:
         run.reason = reason
         _in_process_environment(config, run.run_id)
@@ -270,6 +319,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         tx=settings.tx,
         rsync=settings.rsync,
         rsync_ignore=settings.rsync_ignore,
+        events=config.stash.get(EVENTS_KEY, None),
+        live=_live_view_wanted(config, settings, terminal),
     )
     if coverage is not None:
         # Agents measure the tests; forked agents must not inherit a running tracer.
@@ -282,6 +333,49 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             coverage.controller.start()
     _run_serial(session, serial, run)
     return True
+
+
+def _live_view_wanted(config: pytest.Config, settings: Settings, terminal: object) -> bool:
+    from pytest_parallel_agents import compat
+    from pytest_parallel_agents.controller.live import wanted
+
+    writer = compat.terminal_writer(terminal)
+    if writer is None:
+        return False
+    isatty = getattr(compat.writer_stream(writer), "isatty", None)
+    return wanted(
+        settings.live,
+        isatty=bool(isatty()) if callable(isatty) else False,
+        verbosity=config.get_verbosity(),
+        environ=dict(os.environ),
+    )
+
+
+def _events_start(
+    config: pytest.Config, plan: Plan, run: RunState, *, mode: str, reason: str
+) -> None:
+    from pytest_parallel_agents.artifacts.events import EventsPlugin
+
+    recorder = config.pluginmanager.get_plugin(EVENTS_PLUGIN)
+    if not isinstance(recorder, EventsPlugin):
+        return
+    suites = [
+        {
+            "name": suite.name,
+            "tests": suite.tests,
+            "agents": suite.agents,
+            "wave": number,
+            "exclusive": wave.exclusive,
+            "predicted_seconds": round(suite.predicted_seconds, 3)
+            if run.durations_known and suite.predicted_seconds is not None
+            else None,
+        }
+        for number, wave in enumerate(plan.waves, start=1)
+        for suite in wave.suites
+    ]
+    recorder.start_run(
+        mode=mode, budget=plan.budget, suites=suites, reason=reason if mode != "parallel" else ""
+    )
 
 
 def _run_serial(session: pytest.Session, indices: list[int], run: RunState) -> None:
@@ -415,12 +509,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         cache = getattr(config, "cache", None)
         if cache is not None and _caches_durations(config, settings):
             cache.set(CACHE_KEY, cache_update(_previous_durations(config), recorder.measured))
+    document = build_metrics(run, _outcomes(config))
     if settings.metrics_path is not None:
-        document = build_metrics(run, _outcomes(config))
         try:
             write_atomically(settings.metrics_path, dumps(document))
         except OSError as exc:
             _warn(config, f"cannot write metrics to {settings.metrics_path}: {exc}")
+    events = config.stash.get(EVENTS_KEY, None)
+    if events is not None and not settings.plan_only:
+        from pytest_parallel_agents.artifacts.observed import write_observations
+
+        title = f"{config.rootpath.name}: pytest run {run.run_id[:8]}"
+        for problem in write_observations(
+            events,
+            document,
+            int(exitstatus),
+            title=title,
+            trace_path=settings.trace_path,
+            report_path=settings.report_path,
+        ):
+            _warn(config, problem)
 
 
 def _stats_in_collection_order(config: pytest.Config, session: pytest.Session) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
+from helpers import Terminal
 from sshd import SshServer, SshUnavailable
 
 # An end-to-end test that hangs (a deadlock between controller and agents) must not hang
@@ -63,3 +65,15 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
         pytest.fail(str(exc))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def terminal(pytester: pytest.Pytester) -> Iterator[Terminal]:
+    """A tmux pane on a private server socket, in the test's project directory."""
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed; make test installs it")
+    pane = Terminal(f"agents-{os.getpid()}-{pytester.path.name}", pytester.path)
+    try:
+        yield pane
+    finally:
+        pane.close()

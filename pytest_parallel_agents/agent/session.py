@@ -56,6 +56,7 @@ _CONTROLLER_ONLY: Final = (
     *compat.CACHE_WRITER_PLUGINS,
     "parallel-agents-durations",
     "parallel-agents-coverage",
+    "parallel-agents-events",
 )
 # Files pytest must still see to set up packages and conftests, even when no test there is ours.
 _ALWAYS_COLLECT: Final = frozenset({"__init__.py", "conftest.py"})

@@ -28,6 +28,8 @@ from pytest_parallel_agents.artifacts.merging import (
     metrics_problem,
     shard_warnings,
 )
+from pytest_parallel_agents.artifacts.report import render
+from pytest_parallel_agents.artifacts.timeline import merge_timelines
 from pytest_parallel_agents.coverage.combine import (
     Sources,
     combine,
@@ -49,6 +51,7 @@ EXIT_USAGE = 4
 JUNIT_OUT = "junit.xml"
 DURATIONS_OUT = ".test_durations"
 METRICS_OUT = "metrics.json"
+REPORT_OUT = "report.html"
 # How much of a file is read to tell whether it may be XML or JSON at all.
 _PEEK = 512
 _BOM = b"\xef\xbb\xbf"
@@ -78,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
             "durations files ({nodeid: seconds}) and metrics files. Each PATH is a file, or a "
             "directory searched recursively; artifacts are recognised by their content. "
             f"Writes DIR/{JUNIT_OUT}, DIR/{DURATIONS_OUT} and DIR/{METRICS_OUT}, each only "
-            "when at least one input of its kind was found. Coverage data files (what "
+            "when at least one input of its kind was found, and from the shards' events files "
+            f"(--agents-events) the HTML report DIR/{REPORT_OUT}, a lane per job and agent. "
+            "Coverage data files (what "
             "--agents-cov leaves in .coverage) are combined into DIR/.coverage, with the "
             "configuration's [paths] remapping, and reported as --cov-report asks."
         ),
@@ -163,18 +168,23 @@ class Found:
     durations: list[tuple[Path, DurationsSource]] = field(default_factory=list)
     metrics: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
     coverage: list[Path] = field(default_factory=list)
+    events: list[tuple[Path, list[dict[str, Any]]]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     skipped: int = 0
 
     @property
     def empty(self) -> bool:
-        return not (self.junit or self.durations or self.metrics or self.coverage)
+        return not (self.junit or self.durations or self.metrics or self.coverage or self.events)
 
 
 def _looks_like_artifact(path: Path) -> bool:
     """Whether a file's name suggests an artifact, so that failing to parse it deserves a word."""
     name = path.name.lower()
-    return path.suffix.lower() in (".xml", ".json") or "durations" in name or "coverage" in name
+    return (
+        path.suffix.lower() in (".xml", ".json", ".jsonl")
+        or "durations" in name
+        or "coverage" in name
+    )
 
 
 def _one_line(text: object) -> str:
@@ -235,6 +245,17 @@ def read_artifact(candidate: Candidate, found: Found) -> None:
             skip(f"XML root <{root.tag}> is not <testsuites> or <testsuite>")
         return
 
+    if lead == b"{" and _is_events(data):
+        try:
+            records = [json.loads(line) for line in data.decode("utf-8-sig").splitlines() if line]
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            skip(f"an events file with a malformed line: {exc}", always=True)
+            return
+        if not all(isinstance(record, dict) for record in records):
+            skip("an events file with a line that is not an object", always=True)
+            return
+        found.events.append((path, records))
+        return
     try:
         document = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
@@ -266,6 +287,23 @@ def read_artifact(candidate: Candidate, found: Found) -> None:
         found.durations.append((path, source))
     else:
         skip("JSON that is neither a durations nor a metrics file")
+
+
+def _is_events(data: bytes) -> bool:
+    """Whether a file is an ``--agents-events`` stream: its first line is ``run_started``."""
+    first = data.removeprefix(_BOM).lstrip().split(b"\n", 1)[0]
+    try:
+        record = json.loads(first)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(record, dict) and record.get("event") == "run_started"
+
+
+def _job_name(path: Path, named: set[str]) -> str:
+    """A shard's name in the merged report: the events file's directory when the file has
+    the name every shard gives it, else its own stem."""
+    name = path.parent.name if path.stem in named else path.stem
+    return name or path.stem
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -347,7 +385,7 @@ def run_merge(
         print(line, file=stderr)
     if found.empty:
         raise UsageError(
-            "merge: no JUnit XML, durations, metrics or coverage data files found in "
+            "merge: no JUnit XML, durations, metrics, events or coverage data files found in "
             + ", ".join(paths)
         )
 
@@ -358,6 +396,7 @@ def run_merge(
             (out_dir / DURATIONS_OUT, found.durations),
             (out_dir / METRICS_OUT, found.metrics),
             (out_dir / COVERAGE_OUT, found.coverage),
+            (out_dir / REPORT_OUT, found.events),
         )
         if present
     ]
@@ -394,6 +433,17 @@ def run_merge(
             write_atomically(out_dir / METRICS_OUT, json.dumps(document, indent=2) + "\n")
             lines.append(
                 f"merged {_plural(len(found.metrics), 'metrics file')} -> {out_dir / METRICS_OUT}"
+            )
+        if found.events:
+            stems = [path.stem for path, _ in found.events]
+            shared = {stem for stem in stems if stems.count(stem) > 1}
+            jobs = [(_job_name(path, shared), records) for path, records in found.events]
+            timeline = merge_timelines(jobs)
+            title = f"{_plural(len(jobs), 'job')} merged by {PROG}"
+            write_atomically(out_dir / REPORT_OUT, render(timeline, None, title=title))
+            lines.append(
+                f"merged {_plural(len(jobs), 'events file')} "
+                f"({_plural(timeline.tests, 'test')}) -> {out_dir / REPORT_OUT}"
             )
         status = _merge_coverage(found.coverage, out_dir, coverage, lines) if found.coverage else 0
     except OSError as exc:

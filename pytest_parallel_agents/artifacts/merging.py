@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-SCHEMA = 1
+SCHEMA = 2
+# Metrics documents merge reads: schema 1 lacks only fields merge does not need.
+READABLE_SCHEMAS = (1, 2)
 JUNIT_ROOTS = ("testsuites", "testsuite")
 # The outcome children of a <testcase>, in the order that decides a case's single outcome,
 # with the <testsuite> attribute that counts them.
@@ -36,12 +38,13 @@ def _is_number(value: object) -> bool:
 def classify_json(data: object) -> JsonKind | None:
     """What a parsed JSON document is by its shape: metrics, durations, or None (neither).
 
-    Metrics: an object with ``"schema": 1`` and ``"totals"``. Durations: an object whose
+    Metrics: an object with ``"schema"`` 1 or 2 and ``"totals"``. Durations: an object whose
     values are all numbers, or pytest-split's legacy list of ``[nodeid, number]`` pairs.
     The shape decides the kind; the values are validated when the document is read.
     """
     if isinstance(data, dict):
-        if data.get("schema") == SCHEMA and "totals" in data and _is_number(data["schema"]):
+        schema = data.get("schema")
+        if _is_number(schema) and schema in READABLE_SCHEMAS and "totals" in data:
             return "metrics"
         if all(_is_number(v) for v in data.values()):
             return "durations"

@@ -9,7 +9,8 @@ from typing import Any
 from pytest_parallel_agents.controller.runstate import AgentRecord, RunState, ShardRecord
 from pytest_parallel_agents.planning.sizing import Plan
 
-SCHEMA = 1
+# 2: agents gain started_seconds and ended_seconds, totals controller_cpu_seconds.
+SCHEMA = 2
 # Terminal categories counted in the totals, under the metrics' names.
 _OUTCOMES = {
     "passed": "passed",
@@ -29,12 +30,15 @@ def _between(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else max(0.0, end - start)
 
 
-def agent_metrics(agent: AgentRecord) -> dict[str, Any]:
+def agent_metrics(agent: AgentRecord, origin: float) -> dict[str, Any]:
+    """One agent's record; ``origin``: the session's start, which its times count from."""
     return {
         "id": agent.id,
         "suite": agent.suite,
         "host": agent.host,
         "pid": agent.pid,
+        "started_seconds": _round(_between(origin, agent.started_at)),
+        "ended_seconds": _round(_between(origin, agent.finished_at)),
         "spawn_seconds": _round(agent.spawn_seconds),
         "tests": agent.tests,
         "busy_seconds": _round(agent.busy_seconds),
@@ -81,6 +85,7 @@ def build_metrics(run: RunState, outcomes: Mapping[str, int]) -> dict[str, Any]:
         execution_seconds=_round(_between(run.execution_started, run.execution_finished)),
         aggregation_seconds=_round(_between(run.execution_finished, run.finished_at)),
         wall_seconds=_round(_between(run.session_started, run.finished_at)),
+        controller_cpu_seconds=_round(run.controller_cpu_seconds),
     )
     return {
         "schema": SCHEMA,
@@ -89,7 +94,7 @@ def build_metrics(run: RunState, outcomes: Mapping[str, int]) -> dict[str, Any]:
         "reason": run.reason or None,
         "budget": run.budget,
         "suites": suites,
-        "agents": [agent_metrics(a) for a in run.agents.values()],
+        "agents": [agent_metrics(a, run.session_started) for a in run.agents.values()],
         "totals": totals,
         "shard": None
         if run.shard is None

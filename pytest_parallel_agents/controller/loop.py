@@ -19,7 +19,9 @@ import pytest
 
 from pytest_parallel_agents import compat
 from pytest_parallel_agents.agent.process import fork_child_setup
+from pytest_parallel_agents.controller.events import RunEvents
 from pytest_parallel_agents.controller.fleet import Fleet, HostUnreachable
+from pytest_parallel_agents.controller.live import LiveStream, LiveView
 from pytest_parallel_agents.controller.policy import Decision, Dispatcher, Send, StartAgents
 from pytest_parallel_agents.controller.pools import AgentState, PoolState, SuiteWork
 from pytest_parallel_agents.controller.recovery import CoverageSink, Recovery
@@ -87,8 +89,20 @@ class Controller:
         tx: Sequence[TxSpec] = (),
         rsync: Sequence[Path] = (),
         rsync_ignore: Sequence[str] = (),
+        events: RunEvents | None = None,
+        live: bool = False,
     ) -> None:
         self._config = config
+        self._events = events
+        self._live_wanted = live
+        self._live: LiveView | None = None
+        # What each agent runs, as the watchdog last saw it: (test, since in the wall clock).
+        self._running_now: dict[str, tuple[int, float]] = {}
+        # With durations, the predicted seconds of each test (the live view's time left).
+        self._predicted: dict[int, float] = {}
+        self._predicted_left = 0.0
+        # The agent a replacement being started stands in for (recovery tells, see replace).
+        self._replacing: str | None = None
         self._session = session
         self._items = session.items
         self._work = work
@@ -148,6 +162,7 @@ class Controller:
             timeout=timeout,
             timeouts=timeouts or {},
             heartbeat=heartbeat,
+            running=self._test_running if events is not None or live else None,
         )
         self._recovery = Recovery(
             self,
@@ -160,6 +175,7 @@ class Controller:
             max_restarts=max_restarts,
             max_retries=max_retries,
             coverage_sink=coverage_sink,
+            events=events,
         )
 
     # --- what recovery asks of the controller (recovery.Pools) ---------------------------
@@ -188,6 +204,7 @@ class Controller:
         an exclusive suite starts only when nothing runs, and nothing starts beside it.
         """
         self._run.execution_started = time.perf_counter()
+        cpu_started = time.process_time()
         if self._spec == FORK:
             # Keep the collector from touching (and so copying) every inherited object. No
             # gc.collect() first: on 50,000 tests it holds the first fork back ~0.1 s, to free
@@ -203,10 +220,15 @@ class Controller:
                     self._fleet.prepare()
                 except HostUnreachable as exc:
                     raise pytest.UsageError(str(exc)) from None
-                self._run_plan(plan, pending)
+                self._start_live()
+                try:
+                    self._run_plan(plan, pending)
+                finally:
+                    self._stop_live()
         finally:
             if stopped:
                 compat.start_global_capture(self._config)
+            self._run.controller_cpu_seconds = time.process_time() - cpu_started
         if not self.stopping and not self._should_stop():
             self._report_lost()
 
@@ -244,9 +266,64 @@ class Controller:
 
     def _watch(self) -> None:
         """Between events: the watchdog's look at the agents, what reads off the loop
-        brought in."""
+        brought in, the live view."""
         self._watchdog.check(self._agents.values())
         self._fleet.deliver_fetched()
+        if self._live is not None:
+            self._draw_live(self._live)
+
+    # --- the live view -------------------------------------------------------------------
+
+    def _start_live(self) -> None:
+        terminal = self._config.pluginmanager.get_plugin("terminalreporter")
+        writer = compat.terminal_writer(terminal) if self._live_wanted else None
+        if writer is None:
+            return
+
+        def width() -> int:
+            return int(writer.fullwidth)
+
+        stream = LiveStream(compat.writer_stream(writer), width)
+        compat.set_writer_stream(writer, stream)  # type: ignore[arg-type]
+        self._live = LiveView(stream, width, total=len(self._ledger.unreported()))
+        for work in self._work.values():
+            if work.durations_known:
+                for unit in work.units:
+                    share = unit.predicted / len(unit.tests)
+                    for test in unit.tests:
+                        self._predicted[test] = share
+        self._predicted_left = sum(self._predicted.values())
+
+    def _stop_live(self) -> None:
+        live, self._live = self._live, None
+        if live is None:
+            return
+        live.close()
+        terminal = self._config.pluginmanager.get_plugin("terminalreporter")
+        writer = compat.terminal_writer(terminal)
+        if writer is not None and compat.writer_stream(writer) is live.stream:  # type: ignore[comparison-overlap]
+            compat.set_writer_stream(writer, live.stream.stream)
+
+    def _draw_live(self, live: LiveView) -> None:
+        running: list[tuple[str, str | None, float | None]] = []
+        for agent_id, agent in self._agents.items():
+            if agent.finished:
+                continue
+            seen = self._running_now.get(agent_id)
+            if seen is None:
+                running.append((agent_id, None, None))
+            else:
+                running.append((agent_id, self._items[seen[0]].nodeid, seen[1]))
+        terminal = self._config.pluginmanager.get_plugin("terminalreporter")
+        stats = getattr(terminal, "stats", {})
+        failed = len(stats.get("failed", ())) + len(stats.get("error", ()))
+        live.tick(
+            running,
+            done=self._ledger.reported(),
+            failed=failed,
+            predicted_left=self._predicted_left if self._predicted else None,
+            agents=len(running),
+        )
 
     def _interrupt_agents(self, exc: KeyboardInterrupt) -> None:
         """Ctrl-C: interrupt every local agent's test at once, as the terminal interrupts a
@@ -295,6 +372,8 @@ class Controller:
     def _start_ready(self, pending: deque[tuple[SuitePlan, bool]], budget: int) -> None:
         for pool in self._dispatcher.start_ready(pending, budget):
             self._run.suite_started[pool.work.name] = time.perf_counter()
+            if self._events is not None:
+                self._events.suite_started(pool.work.name)
         if self._dispatcher.should_grow(pending) and not self._should_stop():
             for name, count in self._dispatcher.grow(budget, self._run.agents).items():
                 self._run.agents_added[name] = self._run.agents_added.get(name, 0) + count
@@ -305,6 +384,10 @@ class Controller:
         while self._dispatcher.outbox:
             for decision in self._dispatcher.take_decisions():
                 self._carry_out(decision)
+        if self._events is not None:
+            for name, pool in self._pools.items():
+                for thief, victim, tests in pool.queue.take_steals():
+                    self._events.steal(name, agent=thief, victim=victim, tests=tests)
 
     def _carry_out(self, decision: Decision) -> None:
         match decision:
@@ -327,6 +410,10 @@ class Controller:
             self._run.agents[agent_id] = record
             agent = AgentState(record, link, suite)
             self._agents[agent_id] = agent
+            if self._events is not None:
+                self._events.agent_started(
+                    agent_id, suite=suite, host=place.host, replaces=self._replacing
+                )
             work = self._pools[suite].work
             link.send(
                 StartSession(
@@ -394,6 +481,8 @@ class Controller:
                 agent.record.pid = pid
                 agent.record.ready_at = time.perf_counter()
                 agent.ready = True
+                if self._events is not None:
+                    self._events.agent_ready(agent_id, pid=pid)
                 agent.host_root = host_root
                 if missing:
                     self._reporter.warn(
@@ -452,6 +541,11 @@ class Controller:
         for result in results:
             index = result.test
             self._dispatcher.tests_reported(agent, index, result.busy)
+            if self._live is not None:
+                self._predicted_left -= self._predicted.get(index, 0.0)
+                seen = self._running_now.get(record.id)
+                if seen is not None and seen[0] == index:
+                    del self._running_now[record.id]
             if (self.stopping and not self._interrupting) or self._should_stop():
                 # -x/--maxfail: a plain run would not have run what finished after the limit.
                 self._run.discarded += 1
@@ -473,8 +567,17 @@ class Controller:
         self._apply()
 
     def _tests_returned(self, agent: AgentState, units: Sequence[tuple[int, ...]]) -> None:
-        self._run.tests_returned += self._dispatcher.tests_returned(agent, units)
+        returned = self._dispatcher.tests_returned(agent, units)
+        self._run.tests_returned += returned
+        if self._events is not None and returned:
+            self._events.tests_given_back(agent.suite, agent=agent.record.id, tests=returned)
         self._apply()
+
+    def _test_running(self, agent: AgentState, index: int, since: float) -> None:
+        """The watchdog saw ``agent`` run test ``index`` since ``since`` (wall clock)."""
+        self._running_now[agent.record.id] = (index, since)
+        if self._events is not None:
+            self._events.test_started(self._items[index].nodeid, agent=agent.record.id, start=since)
 
     def serve_waiting(self, pool: PoolState) -> None:
         """Dispatch the pool's agents that wait for work, those holding fewest first."""
@@ -493,9 +596,16 @@ class Controller:
                 self._reporter.agent_stderr(written)
         self._fleet.release(agent.record.id, crashed=agent.record.crashed)
         self._config.hook.pytest_agents_agent_finished(config=self._config, agent=agent.record)
+        if self._events is not None:
+            record = agent.record
+            self._events.agent_finished(
+                record.id, tests=record.tests, busy_seconds=record.busy_seconds, crashed=crashed
+            )
         pool = self._pools[agent.suite]
         if pool.agents <= {agent.record.id}:
             self._run.suite_finished[agent.suite] = time.perf_counter()
+            if self._events is not None:
+                self._events.suite_finished(agent.suite)
         startable = self._dispatcher.agent_ended(agent, crashed=crashed)
         self._apply()
         if not startable:
@@ -503,10 +613,15 @@ class Controller:
             # and no gateway is free for another: say so rather than lose the tests.
             self._recovery.give_up(pool, "no agent could be started to run it")
 
-    def replace(self, pool: PoolState) -> bool:
-        """Start one more agent for the pool; False when no gateway is free for it."""
-        started = self._dispatcher.replace(pool)
-        self._apply()
+    def replace(self, pool: PoolState, *, replaces: str | None = None) -> bool:
+        """Start one more agent for the pool (in place of agent ``replaces``); False when
+        no gateway is free for it."""
+        self._replacing = replaces
+        try:
+            started = self._dispatcher.replace(pool)
+            self._apply()
+        finally:
+            self._replacing = None
         return started
 
     def shut_down(self, agent: AgentState) -> None:

@@ -20,6 +20,7 @@ from typing import Final, Literal, Protocol, final
 
 import pytest
 
+from pytest_parallel_agents.controller.events import RunEvents
 from pytest_parallel_agents.controller.fleet import Fleet
 from pytest_parallel_agents.controller.pools import AgentState, PoolState
 from pytest_parallel_agents.controller.replay import Ledger, Replayer
@@ -123,7 +124,7 @@ class Pools(Protocol):
 
     def agent_ended(self, agent: AgentState, *, crashed: bool = False) -> None: ...
 
-    def replace(self, pool: PoolState) -> bool: ...
+    def replace(self, pool: PoolState, *, replaces: str | None = None) -> bool: ...
 
     def dispatch(self, agent: AgentState) -> None: ...
 
@@ -151,8 +152,10 @@ class Recovery:
         max_restarts: int,
         max_retries: int,
         coverage_sink: CoverageSink | None,
+        events: RunEvents | None = None,
     ) -> None:
         self._pools = pools
+        self._events = events
         self._items = items
         self._run = run
         self._fleet = fleet
@@ -195,6 +198,12 @@ class Recovery:
         victim = running if running in sent else None
         # Tests before the victim ran, but their reports died in the agent's buffer.
         requeue = [i for i in sent if i != victim]
+        if self._events is not None:
+            self._events.agent_crashed(
+                record.id,
+                test=None if victim is None else self._items[victim].nodeid,
+                detail=why or record.exit_detail,
+            )
         self._pools.agent_ended(agent, crashed=True)
         counts = True
         if victim is not None:
@@ -237,7 +246,7 @@ class Recovery:
                 self.give_up(pool, f"{pool.fruitless} agents died in a row before running a test")
             case "replace":
                 self._run.restarts += 1
-                if not self._pools.replace(pool) and not pool.agents:
+                if not self._pools.replace(pool, replaces=record.id) and not pool.agents:
                     self.give_up(pool, "no agent could be started to run it")
             case _:
                 assert_never(verdict.then)
@@ -259,6 +268,8 @@ class Recovery:
         pool.degraded = True
         self._run.mode = "degraded"
         self._run.degraded[pool.work.name] = why
+        if self._events is not None:
+            self._events.degraded(pool.work.name, why)
         for agent_id in list(pool.agents):
             self._pools.shut_down(self._pools.agent(agent_id))
 
@@ -280,6 +291,8 @@ class Recovery:
             traceback += f"\n--- the agent's last stderr ---\n{stderr.strip()}"
         if timeout:
             # A timeout is the test's own doing: reported at once, never retried.
+            if self._events is not None:
+                self._events.timeout(self._items[index].nodeid, agent=record.id, reason=timeout)
             if self._ledger.record(index):
                 self._replayer.failure(
                     self._items[index],
@@ -314,6 +327,8 @@ class Recovery:
             # Run again on an agent started after this death (a fresh one).
             self._run.retries += 1
             self._run.retried.append(self._items[index].nodeid)
+            if self._events is not None:
+                self._events.retry(self._items[index].nodeid, agent=record.id)
             pool.retries.append((index, died_at))
             return verdict.counts_against_suite
         if self._ledger.record(index):

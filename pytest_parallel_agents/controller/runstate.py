@@ -71,6 +71,8 @@ class RunState:
     planned_at: float | None = None
     execution_started: float | None = None
     execution_finished: float | None = None
+    # CPU seconds the controller process spent between those two (time.process_time).
+    controller_cpu_seconds: float | None = None
     finished_at: float | None = None
     agents: dict[str, AgentRecord] = field(default_factory=dict)
     suite_started: dict[str, float] = field(default_factory=dict)

@@ -64,7 +64,10 @@ class Watchdog:
         heartbeat: float,
         clock: Callable[[], float] = time.perf_counter,
         wall_clock: Callable[[], float] = time.time,
+        running: Callable[[AgentState, int, float], None] | None = None,
     ) -> None:
+        # Told of each test seen running: (agent, test, since, wall clock), for the events.
+        self._running = running
         self._fleet = fleet
         self._transport = transport
         self._status_dir = status_dir
@@ -101,6 +104,8 @@ class Watchdog:
                 continue
             slot = self._fleet.watched_slot(agent.record.id, self._status_dir)
             running, since = slot if slot is not None else (None, wall)
+            if running is not None and self._running is not None:
+                self._running(agent, running, since)
             limit = self._timeouts.get(running, self._timeout) if running is not None else None
             if running is not None and limit and wall - since > limit:
                 self._kill(agent, running, f"timeout: still running after {limit:g} s", now)

@@ -327,6 +327,8 @@ class SuiteQueue:
         }
         # Longest-first's thieves choose by these (in order, own units are few: none needed).
         self._tallies: dict[str, _Tally] = {}
+        # (thief, victim, tests) of each steal since the caller last took them (take_steals).
+        self._steals: list[tuple[str, str, int]] = []
         if not in_order:
             for agent, pending in self._own.items():
                 self._tallies[agent] = tally = _Tally()
@@ -502,6 +504,7 @@ class SuiteQueue:
         seconds = sum(unit.predicted for unit in stolen)
         self._own_seconds[thief] = seconds
         self._own_seconds[victim] -= seconds
+        self._steals.append((thief, victim, sum(len(unit.tests) for unit in stolen)))
 
     def _insert_in_order(self, unit: WorkUnit) -> None:
         at = bisect.bisect_left(self._keys, _after(unit))
@@ -625,6 +628,12 @@ class SuiteQueue:
         own.extend(stolen)
         if merge:
             own.sort(key=self._order, reverse=True)
+        self._steals.append((thief, victim, sum(len(unit.tests) for unit in stolen)))
+
+    def take_steals(self) -> list[tuple[str, str, int]]:
+        """The steals since the last call, ``(thief, victim, tests)`` each, oldest first."""
+        steals, self._steals = self._steals, []
+        return steals
 
     def requeue(self, tests: Sequence[int]) -> None:
         """Put ``tests`` at the front: the next take() by any agent returns them first."""

@@ -234,7 +234,7 @@ def test_merged_shards_match_a_full_run(project: pytest.Pytester, shards: list[P
     metrics = read_json(out / "metrics.json")
     shard_metrics = [read_json(s / "metrics.json") for s in shards]
     full_totals = read_json(full / "metrics.json")["totals"]
-    assert metrics["schema"] == 1
+    assert metrics["schema"] == 2
     assert metrics["mode"] == "merged"
     assert metrics["shards"] == shard_metrics
     totals = metrics["totals"]
@@ -353,7 +353,7 @@ def test_latest_durations_file_wins_a_conflict(pytester: pytest.Pytester) -> Non
         (["merge", "data", "--out", "afile"], ["--out afile", "not a directory"]),
         (
             ["merge", "nothing", "--out", "out"],
-            ["no JUnit XML, durations, metrics or coverage data files"],
+            ["no JUnit XML, durations, metrics, events or coverage data files"],
         ),
         (["merge", "data", "--out", "out", "--bogus"], ["--bogus"]),
         ([], ["no command"]),

@@ -84,6 +84,8 @@ NOT_RUN: tuple[tuple[str, str, str], ...] = (
 # Blocks that are not recipes: (doc, language, the start of the block's text, why).
 NOT_RECIPES: tuple[tuple[str, str, str, str], ...] = (
     ("docs/architecture.md", "", "controller (pytest process)", "a diagram of the message flow"),
+    ("docs/observability.md", "", '{"event":"agent_ready"', "lines of an events stream"),
+    ("docs/observability.md", "", "tests/unit/test_cart.py ...", "what the live view shows"),
     (
         "docs/architecture.md",
         "",

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import QUIET_PLUGINS, wait_until_gone
+from helpers import QUIET_PLUGINS, Terminal, wait_until_gone
 
 # Small pools: even four tests go to two agents.
 ONE_EACH = ("--agents-items", "1", "--agents-min-items", "1")
@@ -86,59 +83,6 @@ def test_blocks(resource, n):
     (MARKS / ("running-" + str(n))).touch()
     time.sleep(60)
 """
-
-
-class Terminal:
-    """A tmux pane on a private server socket: a real terminal for one command."""
-
-    def __init__(self, name: str, directory: Path) -> None:
-        self.name = name
-        self.directory = directory
-        self.runs = 0
-        self.socket = name
-
-    def tmux(self, *args: str) -> str:
-        done = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30
-        )
-        return done.stdout
-
-    def run(self, command: list[str], env: dict[str, str]) -> None:
-        # A server of its own per command: a killed server's socket may linger a moment.
-        self.close()
-        self.runs += 1
-        self.socket = f"{self.name}-{self.runs}"
-        script = self.directory / f"{self.socket}.sh"
-        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
-        script.write_text(
-            # The shell outlives the Ctrl-C (a trap, not an ignored signal, which its
-            # children would inherit) to print the exit status.
-            f"trap : INT\ncd {shlex.quote(str(self.directory))}\n{exports}"
-            f"{shlex.join(command)}\necho EXIT=$?\nsleep 600\n"
-        )
-        self.tmux("new-session", "-d", "-x", "160", "-y", "50", "sh", str(script))
-        assert self.tmux("list-panes", "-F", "#{pane_pid}").strip(), "tmux did not start"
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-S", "-200")
-
-    def pid(self) -> int:
-        return int(self.tmux("list-panes", "-F", "#{pane_pid}").split()[0])
-
-    def close(self) -> None:
-        if self.runs:
-            self.tmux("kill-server")
-
-
-@pytest.fixture
-def terminal(pytester: pytest.Pytester) -> Iterator[Terminal]:
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is not installed; make test installs it")
-    pane = Terminal(f"agents-{os.getpid()}-{pytester.path.name}", pytester.path)
-    try:
-        yield pane
-    finally:
-        pane.close()
 
 
 def _ctrl_c(terminal: Terminal, marks: Path, args: list[str], running: int) -> tuple[str, float]:

@@ -714,7 +714,7 @@ def test_metrics_document(pytester: pytest.Pytester) -> None:
     result, metrics = _metrics_run(pytester, *PARALLEL)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert_parallel(result, metrics)
-    assert metrics["schema"] == 1
+    assert metrics["schema"] == 2
     assert metrics["mode"] == "parallel"
     assert metrics["budget"] == 4
     assert metrics["suites"]["unit"]["tests"] == 8
@@ -725,6 +725,10 @@ def test_metrics_document(pytester: pytest.Pytester) -> None:
         assert isinstance(agent["pid"], int) and agent["pid"] != os.getpid()
         pids.add(agent["pid"])
         assert isinstance(agent["spawn_seconds"], float) and agent["spawn_seconds"] > 0
+        # Schema 2: each agent's life within the session's seconds.
+        started, ended = agent["started_seconds"], agent["ended_seconds"]
+        assert 0 < started < started + agent["spawn_seconds"] <= ended
+        assert ended <= metrics["totals"]["wall_seconds"]
         assert isinstance(agent["tests"], int) and agent["tests"] >= 0
         assert isinstance(agent["busy_seconds"], float) and agent["busy_seconds"] >= 0
         assert agent["utilization"] is None or 0 <= agent["utilization"] <= 1

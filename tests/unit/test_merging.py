@@ -94,7 +94,8 @@ def test_is_junit(text: str, expected: bool) -> None:
     [
         ({"schema": 1, "totals": {}}, "metrics"),
         ({"schema": 1.0, "totals": {}, "suites": {}}, "metrics"),
-        ({"schema": 2, "totals": {}}, None),
+        ({"schema": 2, "totals": {}}, "metrics"),
+        ({"schema": 3, "totals": {}}, None),
         ({"schema": True, "totals": {}}, None),
         ({"schema": 1}, "durations"),  # a durations file with one odd node id
         ({"a.py::t": 1.5, "b.py::t": 0}, "durations"),
@@ -341,7 +342,7 @@ def test_merge_metrics_keeps_shards_as_they_are() -> None:
     two["shard"] = {"index": 1, "count": 2}
     before = copy.deepcopy([one, two])
     merged = merge_metrics([one, two])
-    assert merged["schema"] == 1
+    assert merged["schema"] == 2
     assert merged["mode"] == "merged"
     assert merged["shards"] == before
     assert merged["totals"] == {
