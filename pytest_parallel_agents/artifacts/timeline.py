@@ -329,7 +329,20 @@ def headline(timeline: Timeline, bounds: Sequence[Bound]) -> str:
             f"the controller: {top.seconds:.2f} s of CPU in a test phase of {on_path:.2f} s; "
             "agents waited for it"
         )
+    floors = {bound.what: bound for bound in bounds if bound.kind == "floor"}
     if path and on_path >= sum(bound.seconds for bound in serial):
+        work, test = floors.get("the work over the budget"), floors.get("the longest test")
+        # A floor within a tenth of the test phase: no schedule would have done much better.
+        if test is not None and test.seconds >= 0.9 * on_path:
+            return (
+                f"the longest test: {test.detail} took {test.seconds:.2f} s of a "
+                f"{on_path:.2f} s test phase; splitting it is what would help"
+            )
+        if work is not None and work.seconds >= 0.9 * on_path:
+            return (
+                f"the work itself: {work.detail}, {work.seconds:.2f} s each, in a "
+                f"{on_path:.2f} s test phase; the agents were busy, more of them would help"
+            )
         longest = max(path, key=lambda bound: bound.seconds)
         chain = " \u2192 ".join(lane.agent for lane in critical_path(timeline))
         share = min(1.0, on_path / wall)

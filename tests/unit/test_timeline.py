@@ -220,3 +220,35 @@ def test_every_test_reaches_the_report_and_the_trace_once(
     assert sum(1 for e in trace if e["ph"] == "X") == len(tests)
     path = critical_path(timeline)
     assert len({lane.agent for lane in path}) == len(path)  # a chain, no loop
+
+
+def test_a_busy_budget_is_the_work_itself_and_one_long_test_is_that_test() -> None:
+    clock = Clock()
+    events = RunEvents(clock=clock, wall_clock=clock)
+    events.run_started(run_id="r", mode="parallel", budget=2, tests=4, suites=[])
+    for agent in ("unit-0", "unit-1"):
+        events.agent_started(agent, suite="unit", host="popen", replaces=None)
+        for n in range(2):
+            events.test_finished(
+                f"t.py::{agent}_{n}", agent=agent, outcome="passed", start=n, stop=n + 1, duration=1
+            )
+        clock.now = 2.0
+        events.agent_finished(agent, tests=2, busy_seconds=2, crashed=False)
+    timeline = build_timeline(events.records)
+    line = headline(timeline, what_bounded(timeline, None))
+    assert line.startswith("the work itself: 4.00 s of tests over a budget of 2 agents"), line
+
+    clock.now = 0.0
+    events = RunEvents(clock=clock, wall_clock=clock)
+    events.run_started(run_id="r", mode="parallel", budget=4, tests=2, suites=[])
+    events.agent_started("unit-0", suite="unit", host="popen", replaces=None)
+    events.test_finished(
+        "t.py::long", agent="unit-0", outcome="passed", start=0, stop=9, duration=9
+    )
+    events.agent_started("unit-1", suite="unit", host="popen", replaces=None)
+    events.test_finished(
+        "t.py::short", agent="unit-1", outcome="passed", start=0, stop=1, duration=1
+    )
+    timeline = build_timeline(events.records)
+    line = headline(timeline, what_bounded(timeline, None))
+    assert line.startswith("the longest test: t.py::long took 9.00 s"), line
