@@ -56,6 +56,9 @@ def test_slow():
 """,
 }
 
+# Two agents, one test each at least: small projects still run on both.
+TWO_AGENTS = ("--agents", "2", "--agents-items", "1", "--agents-min-items", "1")
+
 # JUnit's outcome per test_finished outcome.
 JUNIT_OUTCOME = {
     "passed": "passed",
@@ -197,12 +200,7 @@ def test_other():
     # reached the controller must not end this run.
     result = run(
         pytester,
-        "--agents",
-        "2",
-        "--agents-items",
-        "1",
-        "--agents-min-items",
-        "1",
+        *TWO_AGENTS,
         f"--agents-events={events_path}",
         subprocess=True,
     )
@@ -270,12 +268,7 @@ def test_merge_draws_one_lane_per_job_and_agent(pytester: pytest.Pytester) -> No
     for shard in (1, 2):
         result = run(
             pytester,
-            "--agents",
-            "2",
-            "--agents-items",
-            "1",
-            "--agents-min-items",
-            "1",
+            *TWO_AGENTS,
             f"--agents-shard={shard}/2",
             f"--agents-events=shard-{shard}/events.jsonl",
             f"--junitxml=shard-{shard}/junit.xml",
