@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TextIO
 
 from pytest_parallel_agents import __version__
 from pytest_parallel_agents.artifacts.durations import DurationsError, parse_durations
+from pytest_parallel_agents.artifacts.events import parse_events
 from pytest_parallel_agents.artifacts.merging import (
     DurationsSource,
     classify_json,
@@ -247,12 +248,9 @@ def read_artifact(candidate: Candidate, found: Found) -> None:
 
     if lead == b"{" and _is_events(data):
         try:
-            records = [json.loads(line) for line in data.decode("utf-8-sig").splitlines() if line]
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            records = parse_events(data.decode("utf-8-sig"))
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             skip(f"an events file with a malformed line: {exc}", always=True)
-            return
-        if not all(isinstance(record, dict) for record in records):
-            skip("an events file with a line that is not an object", always=True)
             return
         found.events.append((path, records))
         return

@@ -170,11 +170,18 @@ class JsonLinesSink:
                 self.error = self.error or f"cannot write events to {self.path}: {exc}"
 
 
+def parse_events(text: str) -> list[dict[str, Any]]:
+    """The events of a JSON Lines text; ValueError on a line that is not a JSON object."""
+    records = []
+    for line in text.splitlines():
+        if line.strip():
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError(f"a line that is not an object: {line[:80]!r}")
+            records.append(record)
+    return records
+
+
 def read_events(path: Path) -> list[dict[str, Any]]:
     """The events of a JSON Lines file (``merge`` and tests read them back)."""
-    records = []
-    with open(path, encoding="utf-8") as file:
-        for line in file:
-            if line.strip():
-                records.append(json.loads(line))
-    return records
+    return parse_events(path.read_text(encoding="utf-8"))
