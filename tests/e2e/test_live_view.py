@@ -46,7 +46,8 @@ def _finish(terminal: Terminal, deadline: float) -> str:
 
 
 def _normal(screen: str) -> list[str]:
-    lines = [_SECONDS.sub("S", line).rstrip() for line in screen.splitlines()]
+    # Columns are right-aligned ("100%" against " 99%"): compare words, not spaces.
+    lines = [" ".join(_SECONDS.sub("S", line).split()) for line in screen.splitlines()]
     return [line for line in lines if line]
 
 
