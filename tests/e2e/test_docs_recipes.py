@@ -840,11 +840,14 @@ def test_xdist_worker_id_names_each_agent(shell: Shell, tmp_path: Path) -> None:
 
 def test_filelock_once_per_run(shell: Shell, tmp_path: Path) -> None:
     conftest = _conftest_recipe_block("def session_data(")
+    # Each test lasts a moment: eight instant ones may all be done by the first agent ready
+    # before the second is, and the recipe is about two agents sharing one value.
     tests = (
-        "import pytest\n\nfrom record import record\n\n\n"
+        "import time\n\nimport pytest\n\nfrom record import record\n\n\n"
         '@pytest.mark.parametrize("i", range(8))\n'
         "def test_data(i, session_data):\n"
         "    record(data=session_data)\n"
+        "    time.sleep(0.05)\n"
     )
     project = _recipe_project(tmp_path / "project", conftest, tests)
     (project / "counter.py").write_text(_COUNTER, encoding="utf-8")
